@@ -1,0 +1,59 @@
+# One entry point for people and CI. `make book` and `make test` set up the
+# virtual environment themselves, so each works on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Notebooks run with book/ as their working directory, so the data root must be
+# absolute. An offline copy beside the checkout (../shared/data) is used when present.
+ifdef GENVAE_DATA
+export GENVAE_DATA := $(abspath $(GENVAE_DATA))
+else ifneq ($(wildcard ../shared/data/MNIST),)
+export GENVAE_DATA := $(abspath ../shared/data)
+endif
+ifdef GENVAE_CACHE
+export GENVAE_CACHE := $(abspath $(GENVAE_CACHE))
+endif
+# Kernels must pick their inline backend themselves: a global MPLBACKEND=Agg
+# would silently drop every figure from the pages.
+unexport MPLBACKEND
+
+.PHONY: help venv book test unit nbval book-quick reproduce clean
+
+help:
+	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
+	@echo "make test        set up, then run every test: unit tests, nbval (quick), quick book build"
+	@echo "make reproduce   train every model the book uses (full mode) into the cache"
+	@echo "make clean       remove build outputs (keeps the venv and the model cache)"
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --all -W --keep-going
+	@echo "book: $(CURDIR)/_build/html/index.html"
+
+reproduce: $(STAMP)
+	$(BIN)/genvae reproduce
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+nbval: $(STAMP)
+	GENVAE_QUICK=1 $(BIN)/python -m pytest --nbval-lax book/
+
+book-quick: $(STAMP)
+	GENVAE_QUICK=1 $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/quick
+
+test: unit nbval book-quick
+
+clean:
+	rm -rf _build

@@ -1,0 +1,22 @@
+"""genvae: the companion package of the genvae book.
+
+Autoencoders, VAEs and the multi-stage VAE in readable PyTorch, with the data
+loading, training loop, trained-model cache, metrics and figures the chapters use.
+
+    >>> import genvae
+    >>> ae = genvae.experiments.get("ae_d2").load()   # cached, or trained now
+    >>> ae.metrics
+"""
+
+__version__ = "0.1.0"
+
+from . import cache, checkpoint, data, latent, losses, metrics, models, plots, settings, train  # noqa: E402
+from . import experiments  # noqa: E402  (needs cache and train)
+from .cache import TrainedModel, load_or_train  # noqa: E402
+from .models import ModelConfig, build_model  # noqa: E402
+from .train import TrainConfig, fit  # noqa: E402
+
+__all__ = [
+    "cache", "checkpoint", "data", "experiments", "latent", "losses", "metrics", "models", "plots",
+    "settings", "train", "TrainedModel", "load_or_train", "ModelConfig", "build_model", "TrainConfig", "fit",
+]

@@ -1,0 +1,147 @@
+"""The ``genvae`` command: list, train and reproduce the book's models; check the data.
+
+    genvae list
+    genvae train NAME [--epochs N] [--quick] [--retrain] [--device DEV]
+    genvae reproduce [--quick] [--only SUBSTRING]
+    genvae data check [--root DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import __version__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genvae", description="Train and inspect the models of the genvae book.")
+    p.add_argument("--version", action="version", version=f"genvae {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="list the named experiments the book uses")
+
+    t = sub.add_parser("train", help="train one named experiment (or load it from the cache)")
+    t.add_argument("name", help="experiment name (see `genvae list`)")
+    t.add_argument("--epochs", type=_positive_int, help="override the number of epochs (a separate cache entry)")
+    t.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
+    t.add_argument("--retrain", action="store_true", help="ignore a cached model and train again")
+    t.add_argument("--device", help="cpu, cuda, mps... (default: CUDA, then MPS, then CPU)")
+
+    r = sub.add_parser("reproduce", help="train every model the book needs")
+    r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
+    r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
+    r.add_argument("--device", help="cpu, cuda, mps...")
+
+    d = sub.add_parser("data", help="data-set utilities")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    c = dsub.add_parser("check", help="say which data files are found and whether their checksums match")
+    c.add_argument("--root", help="data root (default: GENVAE_DATA or ~/.cache/genvae/data)")
+    return p
+
+
+def _format_metrics(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+def _cmd_list() -> int:
+    from .experiments import REGISTRY
+
+    quick = _env_quick()
+    print(f"{'name':<18} {'ch.':<5} {'model':<22} {'epochs':>6}  {'cached':<6}  description")
+    for e in REGISTRY.values():
+        model = f"{e.model.kind}/{e.model.arch}/d={e.model.latent_dim}"
+        cached = "yes" if e.is_cached(quick) else "no"
+        print(f"{e.name:<18} {e.chapter:<5} {model:<22} {e.train.epochs:>6}  {cached:<6}  {e.description}")
+    return 0
+
+
+def _train_one(exp, args, quick: bool) -> None:
+    t0 = time.perf_counter()
+    trained = exp.load(quick=quick, retrain=getattr(args, "retrain", False), device=args.device)
+    how = "loaded from cache" if trained.from_cache else f"trained in {time.perf_counter() - t0:.1f} s"
+    print(f"{exp.name}: {how}; test {_format_metrics(trained.metrics)}\n  -> {trained.path}")
+
+
+def _cmd_train(args) -> int:
+    from .experiments import get
+
+    exp = get(args.name)
+    if args.epochs is not None:
+        exp = exp.variant(f"e{args.epochs}", epochs=args.epochs)
+    _train_one(exp, args, quick=args.quick or _env_quick())
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from .experiments import REGISTRY
+
+    todo = [e for e in REGISTRY.values() if args.only in e.name]
+    if not todo:
+        raise KeyError(f"no experiment name contains {args.only!r}")
+    quick = args.quick or _env_quick()
+    t0 = time.perf_counter()
+    for i, exp in enumerate(todo, 1):
+        print(f"[{i}/{len(todo)}] {exp.name}", flush=True)
+        _train_one(exp, args, quick)
+    print(f"done: {len(todo)} models in {time.perf_counter() - t0:.1f} s ({'quick' if quick else 'full'} mode)")
+    return 0
+
+
+def _cmd_data_check(args) -> int:
+    from .data import DATASETS, check
+    from .settings import data_root
+
+    root = args.root or str(data_root())
+    ok = True
+    print(f"data root: {root}")
+    for name, spec in DATASETS.items():
+        report = check(name, root)
+        print(f"{name} ({spec.folder}/raw):")
+        for fname, status in report.items():
+            print(f"  {fname:<26} {status}")
+        ok &= all(s == "ok" for s in report.values())
+    print("all files present and verified" if ok else "some files are missing or corrupt")
+    return 0 if ok else 1
+
+
+def _env_quick() -> bool:
+    from .settings import quick_mode
+
+    return quick_mode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "reproduce":
+            return _cmd_reproduce(args)
+        return _cmd_data_check(args)
+    except KeyError as e:  # unknown experiment: a usage problem
+        print(f"genvae: error: {e.args[0]}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError) as e:  # bad values, missing data, divergence
+        print(f"genvae: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("genvae: interrupted; finished models stay cached", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

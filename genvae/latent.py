@@ -1,0 +1,109 @@
+"""Working in latent space: encode a data set, class centroids, straight paths, PCA baseline."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .utils import eval_mode
+
+__all__ = [
+    "encode", "decode", "centroids", "distance_matrix", "nearest_classes",
+    "line_path", "tour", "PCA",
+]
+
+
+@torch.no_grad()
+def encode(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Deterministic latent codes ``(N, D)`` of images ``(N, 1, 28, 28)``.
+
+    Uses ``model.embed``: the code z for an AE, the posterior mean for a VAE.
+    """
+    with eval_mode(model) as dev:
+        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(batch_size)])
+
+
+@torch.no_grad()
+def decode(model: nn.Module, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``."""
+    with eval_mode(model) as dev:
+        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size)])
+
+
+def centroids(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Class means c(k) = mean of the codes of class k, ``(K, D)``."""
+    n_classes = n_classes or int(y.max()) + 1
+    missing = [k for k in range(n_classes) if not (y == k).any()]
+    if missing:
+        raise ValueError(f"no points of class(es) {missing}: cannot take their centroid")
+    return torch.stack([z[y == k].mean(0) for k in range(n_classes)])
+
+
+def distance_matrix(c: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between centroids, ``(K, K)`` with a zero diagonal."""
+    return torch.cdist(c[None].double(), c[None].double())[0]
+
+
+def nearest_classes(dist: torch.Tensor, k: int) -> list[int]:
+    """The other classes ordered from nearest to farthest from class ``k``."""
+    order = torch.argsort(dist[k]).tolist()
+    return [j for j in order if j != k]
+
+
+def line_path(c_a: torch.Tensor, c_b: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """Points on r(d) = c_a + d * t, t = (c_b - c_a) / ||c_b - c_a||, for d in [0, ||c_b - c_a||].
+
+    Returns ``(n_frames, D)``, evenly spaced, first row c_a and last row c_b.
+    """
+    if n_frames < 2:
+        raise ValueError(f"n_frames must be >= 2, got {n_frames}")
+    delta = c_b - c_a
+    length = delta.norm()
+    if length == 0:
+        raise ValueError("the two points coincide: the direction is undefined")
+    t_hat = delta / length
+    d = torch.linspace(0, 1, n_frames, dtype=c_a.dtype) * length  # (F,)
+    return c_a + d[:, None] * t_hat  # (F, D)
+
+
+def tour(c: torch.Tensor, order: list[int], frames_per_leg: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """Join straight paths through the centroids in ``order`` (e.g. 0, 1, ..., 9).
+
+    Returns the stacked points and, per point, the ``(a, b)`` leg it lies on.
+    The shared endpoint of two legs appears once.
+    """
+    points, legs = [], []
+    for i, (a, b) in enumerate(zip(order[:-1], order[1:])):
+        path = line_path(c[a], c[b], frames_per_leg)
+        path = path if i == 0 else path[1:]
+        points.append(path)
+        legs += [(a, b)] * len(path)
+    return torch.cat(points), legs
+
+
+class PCA:
+    """Principal component analysis of flattened images: the linear baseline for an AE.
+
+    With d components it is the best *linear* d-dimensional autoencoder: encode
+    = project on the top-d principal directions, decode = map back.
+    """
+
+    def __init__(self, n_components: int):
+        self.n_components = n_components
+
+    def fit(self, x: torch.Tensor) -> "PCA":
+        flat = x.flatten(1).double()  # (N, 784)
+        self.mean = flat.mean(0)
+        # The right singular vectors of the centred data are the principal directions.
+        _, _, vh = torch.linalg.svd(flat - self.mean, full_matrices=False)
+        self.components = vh[: self.n_components]  # (d, 784)
+        return self
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Coordinates ``(N, d)`` on the principal directions."""
+        return ((x.flatten(1).double() - self.mean) @ self.components.T).float()
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Projection back to image space, clipped to [0, 1], ``(N, 1, 28, 28)``."""
+        flat = self.embed(x).double() @ self.components + self.mean
+        return flat.clamp(0, 1).float().view(-1, *x.shape[1:])

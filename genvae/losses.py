@@ -1,0 +1,154 @@
+"""Loss functions: pure functions of model outputs and targets.
+
+**One reduction everywhere:** sum over pixels (and over latent dimensions),
+mean over the batch. A number such as ``recon = 25.3`` is therefore "per image",
+comparable across batch sizes, and the reconstruction and KL terms are on the
+same scale, which is what gives beta its usual meaning.
+
+Reconstruction terms are negative log-likelihoods of a decoder p(x|z):
+
+* ``"bce"``: Bernoulli pixels, -log p(x|z) = sum BCE(x_hat, x) exactly;
+* ``"mse"``: Gaussian pixels with variance 1/2, for which
+  -log p(x|z) = sum (x - x_hat)^2 + (784/2) log(pi): the squared error plus a constant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .models.outputs import AEOutput, ClassifierOutput, MultiStageOutput, VAEOutput
+
+RECON_KINDS = ("mse", "bce")
+
+
+@dataclass
+class LossParts:
+    """A loss and its parts, each a scalar tensor (``None`` where a part does not apply)."""
+
+    total: Tensor
+    recon: Tensor | None = None
+    kl: Tensor | None = None
+    ce: Tensor | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain floats, for histories and tables (the ``None`` parts left out)."""
+        return {k: float(v.detach()) for k, v in vars(self).items() if v is not None}
+
+
+def _check_recon(kind: str) -> None:
+    if kind not in RECON_KINDS:
+        raise ValueError(f"reconstruction loss must be one of {RECON_KINDS}, got {kind!r}")
+
+
+def decoder_log_prob(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:
+    """log p(x|z) per image, ``(B,)``, constants included (see the module docstring)."""
+    _check_recon(kind)
+    if kind == "bce":
+        return -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
+    sq = (torch.sigmoid(x_logits) - x).pow(2).flatten(1)
+    return -sq.sum(1) - 0.5 * sq.shape[1] * math.log(math.pi)
+
+
+def reconstruction_loss(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:
+    """Squared error (``"mse"``) or binary cross-entropy (``"bce"``) between x_hat and x.
+
+    Takes the decoder's logits ``(B, 1, 28, 28)`` (BCE on logits is numerically
+    stable); MSE compares ``sigmoid(logits)`` with x. Sum over pixels, mean over batch.
+    """
+    _check_recon(kind)
+    if kind == "bce":
+        per_pixel = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")
+    else:
+        per_pixel = (torch.sigmoid(x_logits) - x).pow(2)
+    return per_pixel.flatten(1).sum(1).mean()
+
+
+def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)) for each latent dimension, ``(B, D)``, unreduced.
+
+    KL = -1/2 (1 + log sigma^2 - mu^2 - sigma^2). Note the leading minus sign:
+    the bracket is <= 0 and the KL is >= 0, with equality only at mu=0, sigma=1.
+    """
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(q(z|x) || N(0, I)) in closed form: sum over latents, mean over batch."""
+    return gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+
+
+def monte_carlo_kl(
+    mu: Tensor, logvar: Tensor, n_samples: int = 1000, generator: torch.Generator | None = None
+) -> Tensor:
+    """Monte-Carlo estimate of the same KL: mean over z ~ q of log q(z) - log p(z).
+
+    Shapes ``(B, D)``; same reduction as :func:`gaussian_kl`. Unbiased; its
+    standard error shrinks like 1/sqrt(n_samples).
+    """
+    std = torch.exp(0.5 * logvar)
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    z = mu + std * eps  # (S, B, D)
+    # log q(z) - log p(z); the log(2 pi) terms cancel.
+    log_q = -0.5 * (eps.pow(2) + logvar)
+    log_p = -0.5 * z.pow(2)
+    return (log_q - log_p).sum(-1).mean()
+
+
+def discrete_kl(p: Tensor, q: Tensor) -> Tensor:
+    """KL(p || q) = sum_i p_i log(p_i / q_i) in nats, over the last dimension.
+
+    Terms with p_i = 0 contribute 0; a q_i = 0 where p_i > 0 gives +inf.
+    """
+    p, q = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have the same shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    for name, t in (("p", p), ("q", q)):
+        if (t < 0).any() or not torch.allclose(t.sum(-1), torch.ones((), dtype=t.dtype)):
+            raise ValueError(f"{name} must be a probability vector (non-negative, summing to 1)")
+    terms = torch.where(p > 0, p * (p.log() - q.log()), torch.zeros_like(p))
+    return terms.sum(-1)
+
+
+def ae_loss(out: AEOutput, x: Tensor, recon: str = "mse") -> LossParts:
+    """Autoencoder: reconstruction only."""
+    r = reconstruction_loss(out.x_logits, x, recon)
+    return LossParts(total=r, recon=r)
+
+
+def vae_loss(out: VAEOutput, x: Tensor, beta: float = 1.0, recon: str = "mse") -> LossParts:
+    """Negative ELBO (beta = 1), or the beta-VAE objective: recon + beta * KL."""
+    r = reconstruction_loss(out.x_logits, x, recon)
+    kl = gaussian_kl(out.mu, out.logvar)
+    return LossParts(total=r + beta * kl, recon=r, kl=kl)
+
+
+def multistage_loss(
+    out: MultiStageOutput, x: Tensor, y: Tensor, beta: float = 1.0, gamma: float = 1.0, recon: str = "mse"
+) -> LossParts:
+    """recon + beta * KL + gamma * CE, with categorical cross-entropy over the K classes."""
+    parts = vae_loss(out, x, beta, recon)
+    ce = F.cross_entropy(out.logits, y)
+    return LossParts(total=parts.total + gamma * ce, recon=parts.recon, kl=parts.kl, ce=ce)
+
+
+def classifier_loss(out: ClassifierOutput, y: Tensor) -> LossParts:
+    ce = F.cross_entropy(out.logits, y)
+    return LossParts(total=ce, ce=ce)
+
+
+def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.0, gamma: float = 1.0) -> LossParts:
+    """The training loss of whichever model produced ``out`` (dispatch on its type)."""
+    if isinstance(out, MultiStageOutput):
+        return multistage_loss(out, x, y, beta, gamma, recon)
+    if isinstance(out, VAEOutput):
+        return vae_loss(out, x, beta, recon)
+    if isinstance(out, AEOutput):
+        return ae_loss(out, x, recon)
+    if isinstance(out, ClassifierOutput):
+        return classifier_loss(out, y)
+    raise TypeError(f"no loss defined for {type(out).__name__}")

@@ -1,0 +1,128 @@
+"""Numbers the book reports: reconstruction error, ELBO, IWAE bound, latent-space quality, transitions.
+
+Conventions: reconstruction MSE here is per *pixel* (mean over pixels and
+images), the usual way to quote it; likelihood bounds are per *image* in nats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .losses import decoder_log_prob, gaussian_kl
+from .utils import eval_mode, seeded
+
+__all__ = [
+    "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
+    "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
+]
+
+
+@torch.no_grad()
+def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> float:
+    """Mean squared error per pixel between images and their deterministic reconstructions."""
+    with eval_mode(model) as dev:
+        total = sum(float((model.reconstruct(xb.to(dev)) - xb.to(dev)).pow(2).sum()) for xb in x.split(batch_size))
+    return total / x.numel()
+
+
+@torch.no_grad()
+def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+    """The ELBO of a VAE, per image in nats, split into its parts (one z sample per image).
+
+    Returns ``{"recon_nll": E_q[-log p(x|z)], "kl": KL(q||p), "elbo": -(recon_nll + kl)}``.
+    """
+    nll = kl = 0.0
+    with eval_mode(model) as dev, seeded(seed, dev):
+        for xb in x.split(batch_size):
+            xb = xb.to(dev)
+            out = model(xb)
+            nll += float(-decoder_log_prob(out.x_logits, xb, recon).sum())
+            kl += float(gaussian_kl(out.mu, out.logvar)) * len(xb)
+    n = len(x)
+    return {"recon_nll": nll / n, "kl": kl / n, "elbo": -(nll + kl) / n}
+
+
+@torch.no_grad()
+def iwae_bound(
+    model: nn.Module, x: torch.Tensor, k: int = 1000, recon: str = "mse",
+    batch_size: int = 100, chunk: int = 250, seed: int = 0,
+) -> float:
+    """Importance-weighted lower bound on log p(x) (Burda et al., 2016), mean per image in nats.
+
+    log p(x) >= E[log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)], z_i ~ q(z|x).
+    k = 1 gives the ELBO; the bound tightens as k grows.
+    """
+    total = 0.0
+    log2pi = math.log(2 * math.pi)
+    with eval_mode(model) as dev, seeded(seed, dev):
+        for xb in x.split(batch_size):
+            xb = xb.to(dev)
+            mu, logvar = model.encode(xb)  # (B, D)
+            std = torch.exp(0.5 * logvar)
+            log_w = []
+            for start in range(0, k, chunk):
+                s = min(chunk, k - start)
+                eps = torch.randn(s, *mu.shape, device=dev)  # (S, B, D)
+                z = mu + std * eps
+                x_logits = model.decode(z.flatten(0, 1))  # (S*B, 1, 28, 28)
+                log_px = decoder_log_prob(x_logits, xb.repeat(s, 1, 1, 1), recon).view(s, -1)  # (S, B)
+                log_pz = -0.5 * (z.pow(2) + log2pi).sum(-1)
+                log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(-1)
+                log_w.append(log_px + log_pz - log_qz)
+            log_w = torch.cat(log_w)  # (k, B)
+            total += float((torch.logsumexp(log_w, 0) - math.log(k)).sum())
+    return total / len(x)
+
+
+def knn_accuracy(
+    z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor, k: int = 5
+) -> float:
+    """Accuracy of a k-nearest-neighbour classifier in latent space (fit on train, score on test)."""
+    from sklearn.neighbors import KNeighborsClassifier  # sklearn takes a second to import
+
+    knn = KNeighborsClassifier(n_neighbors=k).fit(np.asarray(z_train), np.asarray(y_train))
+    return float(knn.score(np.asarray(z_test), np.asarray(y_test)))
+
+
+def silhouette(z: torch.Tensor, y: torch.Tensor, sample_size: int | None = 5000, seed: int = 0) -> float:
+    """Mean silhouette coefficient of the class clusters, in [-1, 1] (higher = better separated)."""
+    from sklearn.metrics import silhouette_score
+
+    n = len(z)
+    size = None if sample_size is None or sample_size >= n else sample_size
+    return float(silhouette_score(np.asarray(z), np.asarray(y), sample_size=size, random_state=seed))
+
+
+def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
+    """Latent dimensions whose posterior mean varies across the data (Cov_x[E_q z] > threshold)."""
+    return int((mu.var(0) > threshold).sum())
+
+
+@torch.no_grad()
+def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Class probabilities ``(N, K)`` from a classifier (anything returning ``.logits``)."""
+    with eval_mode(classifier) as dev:
+        return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size)])
+
+
+def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of correct predictions; ``pred`` holds class indices ``(N,)`` or scores ``(N, K)``."""
+    if pred.dim() == 2:
+        pred = pred.argmax(1)
+    return float((pred == y).double().mean())
+
+
+def off_path_rate(pred: torch.Tensor, a: int, b: int) -> float:
+    """Share of frames predicted as neither endpoint class ``a`` nor ``b``. ``pred``: ``(F,)`` or ``(P, F)``."""
+    return float(((pred != a) & (pred != b)).double().mean())
+
+
+def switches_once(pred: torch.Tensor, a: int, b: int) -> bool:
+    """True if the predicted classes along a path read a, ..., a, b, ..., b (exactly one switch)."""
+    p = pred.tolist()
+    changes = sum(1 for u, v in zip(p[:-1], p[1:]) if u != v)
+    return p[0] == a and p[-1] == b and changes == 1

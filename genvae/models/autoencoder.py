@@ -1,0 +1,47 @@
+"""The plain autoencoder: x -> z = f(x) -> x_hat = g(z).
+
+Trained to make x_hat close to x. With a latent smaller than the input
+(784 -> D) it must learn a compressed code; with a larger one it can learn to
+copy its input (the identity trap shown in the convolutional-AE chapter).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import check_images, make_decoder, make_encoder
+from .config import ModelConfig
+from .outputs import AEOutput
+
+
+class AutoEncoder(nn.Module):
+    """Deterministic autoencoder, MLP or convolutional (``cfg.arch``)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = make_encoder(cfg, cfg.latent_dim)
+        self.decoder = make_decoder(cfg)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent code of images ``(B, 1, 28, 28)`` -> ``(B, D)``."""
+        check_images(x)
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits ``(B, 1, 28, 28)`` of codes ``(B, D)``."""
+        return self.decoder(z)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] ``(B, 1, 28, 28)`` decoded from codes ``(B, D)``."""
+        return torch.sigmoid(self.decode(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction in [0, 1]."""
+        return self.generate(self.embed(x))
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        z = self.embed(x)  # (B, D)
+        x_logits = self.decode(z)  # (B, 1, 28, 28)
+        return AEOutput(x_hat=torch.sigmoid(x_logits), x_logits=x_logits, z=z)

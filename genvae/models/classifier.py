@@ -1,0 +1,36 @@
+"""A small CNN classifier, the book's independent judge of generated images.
+
+It is trained on real digits only and never sees a generative model, so its
+verdict on decoded images (which class? how confident?) is a fair measure of
+image quality and of which class an interpolation frame looks like.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import check_images
+from .config import ModelConfig
+from .outputs import ClassifierOutput
+
+
+class Classifier(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        c1, c2 = cfg.channels
+        width = cfg.hidden[-1]
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c2, 7, 7)
+            nn.Flatten(),  # (B, c2*49)
+            nn.Linear(c2 * 49, width), nn.ReLU(),  # (B, F)
+        )
+        self.dropout = nn.Dropout(0.3)
+        self.out = nn.Linear(width, cfg.n_classes)  # (B, K)
+
+    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+        check_images(x)
+        feats = self.features(x)
+        return ClassifierOutput(logits=self.out(self.dropout(feats)), features=feats)

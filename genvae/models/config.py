@@ -1,0 +1,66 @@
+"""The one configuration dataclass every model is built from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+KINDS = ("ae", "vae", "multistage", "classifier")
+ARCHS = ("mlp", "conv")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to build. Only the fields a kind uses matter to it.
+
+    Attributes:
+        kind: ``"ae"``, ``"vae"``, ``"multistage"`` (VAE + classifier head) or ``"classifier"``.
+        arch: ``"mlp"`` (fully connected) or ``"conv"`` (two stride-2 convolutions).
+        latent_dim: size of the code z; 2 makes pictures possible.
+        hidden: widths of the fully connected layers of the MLP encoder (the decoder
+            mirrors them). Conv models and the classifier use ``hidden[-1]`` as the
+            width of their one fully connected layer. May be empty for MLPs (a
+            single linear map in and out).
+        channels: the two conv widths, 28x28 -> 14x14 -> 7x7.
+        head_hidden: hidden width of the multi-stage classifier head.
+        n_classes: number of classes (multi-stage head and classifier).
+    """
+
+    kind: str
+    arch: str = "mlp"
+    latent_dim: int = 2
+    hidden: tuple[int, ...] = (512, 256)
+    channels: tuple[int, int] = (32, 64)
+    head_hidden: int = 64
+    n_classes: int = 10
+
+    def __post_init__(self) -> None:
+        # JSON round-trips give lists; keep the dataclass hashable and comparable.
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "channels", tuple(self.channels))
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if any(h < 1 for h in self.hidden) or len(self.channels) != 2 or min(self.channels) < 1:
+            raise ValueError(f"bad widths: hidden={self.hidden}, channels={self.channels}")
+        if (self.arch == "conv" or self.kind == "classifier") and not self.hidden:
+            raise ValueError("conv models and the classifier need at least one hidden width")
+        if self.head_hidden < 1 or self.n_classes < 2:
+            raise ValueError(f"bad head: head_hidden={self.head_hidden}, n_classes={self.n_classes}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)

@@ -1,0 +1,70 @@
+"""The variational autoencoder (Kingma & Welling, 2014).
+
+The encoder outputs a Gaussian q(z|x) = N(mu, diag(sigma^2)) instead of a point.
+A code is sampled with the reparameterisation trick, z = mu + sigma * eps with
+eps ~ N(0, I), so gradients flow through mu and sigma. The loss (in
+``genvae.losses``) adds KL(q(z|x) || N(0, I)), which pulls the codes towards the
+prior; that is what makes sampling z ~ N(0, I) and decoding it produce digits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import check_images, make_decoder, make_encoder
+from .config import ModelConfig
+from .outputs import VAEOutput
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I). Shapes ``(B, D)``."""
+    std = torch.exp(0.5 * logvar)
+    return mu + std * torch.randn_like(std)
+
+
+class VAE(nn.Module):
+    """Gaussian-latent VAE, MLP or convolutional (``cfg.arch``)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        # One encoder body with 2D outputs: the first D are mu, the last D log sigma^2.
+        self.encoder = make_encoder(cfg, 2 * cfg.latent_dim)
+        self.decoder = make_decoder(cfg)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters of q(z|x): ``mu, logvar``, each ``(B, D)``."""
+        check_images(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (B, 2D) -> 2 x (B, D)
+        return mu, logvar
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic latent code: the posterior mean ``(B, D)``."""
+        return self.encode(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits ``(B, 1, 28, 28)`` of codes ``(B, D)``."""
+        return self.decoder(z)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] decoded from codes ``(B, D)``."""
+        return torch.sigmoid(self.decode(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction (decode the posterior mean), in [0, 1]."""
+        return self.generate(self.embed(x))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images in [0, 1] decoded from z ~ N(0, I)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        return self.generate(z)
+
+    def forward(self, x: torch.Tensor) -> VAEOutput:
+        """Encode, sample one z per image, decode. Always stochastic, as the ELBO needs."""
+        mu, logvar = self.encode(x)  # (B, D), (B, D)
+        z = reparameterize(mu, logvar)  # (B, D)
+        x_logits = self.decode(z)  # (B, 1, 28, 28)
+        return VAEOutput(x_hat=torch.sigmoid(x_logits), x_logits=x_logits, z=z, mu=mu, logvar=logvar)

@@ -1,0 +1,187 @@
+"""Figures used throughout the book. Each takes an optional ``ax`` and returns what it drew on.
+
+All images are ``(N, 1, 28, 28)`` tensors in [0, 1]. Classes always get the same
+colours (seaborn's ``tab10``), so scatters in different chapters can be compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from PIL import Image
+
+from .latent import decode
+
+__all__ = [
+    "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
+    "frame_strip", "save_gif", "loss_curves", "heatmap",
+]
+
+
+def palette(n: int = 10) -> list:
+    """The class colours, shared by every figure."""
+    return sns.color_palette("tab10", n)
+
+
+def _ax(ax: Axes | None, figsize=(6, 6)) -> Axes:
+    return ax if ax is not None else plt.subplots(figsize=figsize)[1]
+
+
+def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
+    """Arrange images ``(N, 1, H, W)`` into one 2-D array, ``nrow`` images per row."""
+    imgs = images.detach().cpu().float().squeeze(1).numpy()
+    n, h, w = imgs.shape
+    ncol_rows = -(-n // nrow)
+    canvas = np.ones((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad))
+    for i, img in enumerate(imgs):
+        r, c = divmod(i, nrow)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return canvas
+
+
+def image_grid(images: torch.Tensor, nrow: int = 10, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Show images as a grid, ``nrow`` per row."""
+    ax = _ax(ax, figsize=(nrow * 0.6, max(1, -(-len(images) // nrow)) * 0.6 + 0.4))
+    ax.imshow(tile(images, nrow), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def reconstruction_grid(
+    x: torch.Tensor, x_hat: torch.Tensor, n: int = 10, ax: Axes | None = None, title: str | None = None
+) -> Axes:
+    """Originals (top row) above their reconstructions (bottom row), ``n`` of each."""
+    ax = _ax(ax, figsize=(n * 0.8, 2.2))
+    ax.imshow(tile(torch.cat([x[:n], x_hat[:n]]), n), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([14, 43])
+    ax.set_yticklabels(["original", "reconstruction"])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def latent_scatter(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    ax: Axes | None = None,
+    classes: Sequence[str] | None = None,
+    title: str | None = None,
+    s: float = 2.0,
+    legend: bool = True,
+) -> Axes:
+    """2-D latent codes ``(N, 2)`` coloured by class ``(N,)``, with a legend."""
+    if z.shape[1] != 2:
+        raise ValueError(f"latent_scatter draws 2-D codes; got {z.shape[1]} dimensions (project them first)")
+    ax = _ax(ax)
+    z, y = np.asarray(z), np.asarray(y)
+    k = int(y.max()) + 1
+    classes = classes or [str(i) for i in range(k)]
+    colours = palette(k)
+    for c in range(k):
+        pts = z[y == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=s, color=colours[c], label=classes[c], alpha=0.6, linewidths=0, rasterized=True)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(markerscale=12 / max(s, 0.5) ** 0.5, fontsize=8, loc="best", framealpha=0.8, title="class")
+    return ax
+
+
+def latent_grid(
+    model: torch.nn.Module,
+    n: int = 15,
+    extent: tuple[float, float, float, float] = (-3, 3, -3, 3),
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Decode an ``n`` x ``n`` grid of 2-D latent points spanning ``extent`` = (x0, x1, y0, y1)."""
+    x0, x1, y0, y1 = extent
+    xs = torch.linspace(x0, x1, n)
+    ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
+    images = decode(model, grid)
+    ax = _ax(ax, figsize=(7, 7))
+    ax.imshow(tile(images, n, pad=0), cmap="gray_r", vmin=0, vmax=1, extent=(x0, x1, y0, y1))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def frame_strip(
+    frames: torch.Tensor, ax: Axes | None = None, labels: Sequence[str] | None = None, title: str | None = None
+) -> Axes:
+    """Frames ``(F, 1, 28, 28)`` side by side, optionally with a caption under each."""
+    f = len(frames)
+    ax = _ax(ax, figsize=(f * 0.7, 1.4))
+    ax.imshow(tile(frames, f), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([])
+    if labels is not None:
+        ax.set_xticks([1 + 14 + i * 29 for i in range(f)])
+        ax.set_xticklabels(labels, fontsize=7)
+        ax.tick_params(length=0)
+    else:
+        ax.set_xticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, ms_per_frame: int = 80, scale: int = 4) -> Path:
+    """Write frames ``(F, 1, 28, 28)`` in [0, 1] as a looping animated GIF, enlarged ``scale`` times."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = (255 * (1 - frames.detach().cpu().clamp(0, 1).squeeze(1).numpy())).astype(np.uint8)  # dark digits on white
+    imgs = [Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST) for a in arr]
+    tmp = path.with_name(path.name + ".tmp")
+    imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=ms_per_frame, loop=0)
+    tmp.replace(path)
+    return path
+
+
+def loss_curves(history, parts: Sequence[str] = ("total",), ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Train (solid) and test (dashed) loss per epoch for the chosen parts of a :class:`History`."""
+    ax = _ax(ax, figsize=(6, 4))
+    epochs = [e["epoch"] for e in history.epochs]
+    for i, part in enumerate(parts):
+        colour = f"C{i}"
+        ax.plot(epochs, history.series("train", part), "-o", color=colour, ms=3, label=f"train {part}")
+        ax.plot(epochs, history.series("test", part), "--s", color=colour, ms=3, label=f"test {part}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per image")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def heatmap(
+    matrix, labels: Sequence[str] | None = None, ax: Axes | None = None, title: str | None = None,
+    fmt: str = ".2f", cmap: str = "viridis", **kwargs,
+) -> Axes:
+    """A square matrix (distances, rates) as an annotated heatmap."""
+    ax = _ax(ax, figsize=(6.5, 5.5))
+    m = np.asarray(matrix, dtype=float)
+    labels = labels or [str(i) for i in range(len(m))]
+    sns.heatmap(m, annot=True, fmt=fmt, cmap=cmap, xticklabels=labels, yticklabels=labels, ax=ax,
+                annot_kws={"fontsize": 7}, square=True, **kwargs)
+    if title:
+        ax.set_title(title)
+    return ax

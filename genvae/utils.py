@@ -1,0 +1,39 @@
+"""Small helpers shared across the package."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a parameter-free module)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[torch.device]:
+    """Put ``model`` in eval mode for the block and restore its mode after; yields its device."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield device_of(model)
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run the block with the global RNG seeded, then restore the RNG state as it was.
+
+    Evaluation noise (a VAE's z samples) is then reproducible without shifting
+    the random stream of any training that runs around it.
+    """
+    devices = [device] if device is not None and device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests read MNIST from GENVAE_DATA (CI: ../shared/data) and never download."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import genvae
+from genvae.data import ImageData
+
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+if "GENVAE_DATA" not in os.environ and (_SHARED / "MNIST").is_dir():
+    os.environ["GENVAE_DATA"] = str(_SHARED)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path_factory):
+    """Every test gets its own empty model cache and full mode, whatever the shell says."""
+    monkeypatch.setenv("GENVAE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("GENVAE_QUICK", raising=False)
+    monkeypatch.setenv("GENVAE_DEVICE", "cpu")  # the same numbers on every machine
+
+
+@pytest.fixture(scope="session")
+def mnist() -> ImageData:
+    return genvae.data.load("mnist")
+
+
+@pytest.fixture(scope="session")
+def small_mnist(mnist) -> ImageData:
+    """1,000 training and 500 test images: enough to see learning in a second."""
+    return ImageData(
+        name="mnist", classes=mnist.classes,
+        x_train=mnist.x_train[:1000], y_train=mnist.y_train[:1000],
+        x_test=mnist.x_test[:500], y_test=mnist.y_test[:500],
+        x_val=mnist.x_val, y_val=mnist.y_val,
+    )
+
+
+def images(n: int = 4, seed: int = 0) -> torch.Tensor:
+    """Random images in [0, 1], ``(n, 1, 28, 28)``."""
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))

@@ -1,0 +1,72 @@
+"""The genvae command: happy paths, and usage errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from genvae.cli import main
+
+
+def test_list_names_the_book_experiments(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("classifier", "ae_d2", "vae_d2", "conv_ae_d2"):
+        assert name in out
+
+
+def test_train_quick_then_hit_the_cache(capsys):
+    assert main(["train", "ae_d8", "--quick"]) == 0
+    assert "trained in" in capsys.readouterr().out
+    assert main(["train", "ae_d8", "--quick", "--epochs", "1"]) == 0
+    assert main(["train", "ae_d8", "--quick"]) == 0
+    assert "loaded from cache" in capsys.readouterr().out.splitlines()[-2]
+
+
+def test_reproduce_only_a_subset(capsys):
+    assert main(["reproduce", "--quick", "--only", "ae_d32"]) == 0
+    out = capsys.readouterr().out
+    assert "[1/1] ae_d32" in out and "done: 1 models" in out
+
+
+def test_data_check(capsys, tmp_path):
+    assert main(["data", "check"]) == 0
+    assert "all files present and verified" in capsys.readouterr().out
+    assert main(["data", "check", "--root", str(tmp_path)]) == 1
+    assert "missing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["train"], ["bogus"], ["train", "ae_d2", "--epochs", "0"],
+                                  ["train", "ae_d2", "--epochs", "many"], ["data"], ["list", "--frobnicate"]])
+def test_bad_arguments_give_usage_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "Traceback" not in err
+
+
+def test_unknown_experiment_is_a_usage_error(capsys):
+    assert main(["train", "no_such_model"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown experiment 'no_such_model'" in err and "ae_d2" in err
+
+
+def test_missing_data_is_an_error_message_not_a_traceback(monkeypatch, tmp_path, capsys):
+    import genvae.data
+
+    monkeypatch.setenv("GENVAE_DATA", str(tmp_path))
+    genvae.data._load_raw.cache_clear()
+    monkeypatch.setattr(genvae.data, "_ensure_files", lambda *a: (_ for _ in ()).throw(
+        genvae.data.DataNotFoundError(f"MNIST was not found in {tmp_path}")))
+    assert main(["train", "ae_d2", "--quick"]) == 1
+    assert "was not found" in capsys.readouterr().err
+
+
+def test_console_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "genvae", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "reproduce" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "genvae", "train"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -1,0 +1,75 @@
+"""Latent-space tools: centroids, distances, straight paths, the PCA baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA as SkPCA
+
+from genvae import latent
+from genvae.models import ModelConfig, build_model
+
+from conftest import images
+
+
+def test_centroids_and_distance_matrix():
+    z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 3.0]])
+    y = torch.tensor([0, 0, 1, 1, 2])
+    c = latent.centroids(z, y)
+    torch.testing.assert_close(c, torch.tensor([[1.0, 0.0], [10.0, 2.0], [0.0, 3.0]]))
+    d = latent.distance_matrix(c)
+    assert torch.allclose(d, d.T) and torch.all(d.diagonal() == 0)
+    assert float(d[0, 2]) == pytest.approx(np.hypot(1, 3))
+    assert latent.nearest_classes(d, 0) == [2, 1]
+    with pytest.raises(ValueError, match="class"):
+        latent.centroids(z, y, n_classes=4)
+
+
+def test_line_path_follows_the_unit_direction():
+    a, b = torch.tensor([1.0, 1.0, 0.0]), torch.tensor([4.0, 5.0, 0.0])
+    path = latent.line_path(a, b, 6)
+    assert path.shape == (6, 3)
+    torch.testing.assert_close(path[0], a)
+    torch.testing.assert_close(path[-1], b)
+    steps = path[1:] - path[:-1]
+    torch.testing.assert_close(steps.norm(dim=1), torch.full((5,), 1.0))  # |b - a| = 5, 5 equal steps
+    torch.testing.assert_close(steps / steps.norm(dim=1, keepdim=True), ((b - a) / 5).expand(5, 3))
+    with pytest.raises(ValueError):
+        latent.line_path(a, a, 4)
+    with pytest.raises(ValueError):
+        latent.line_path(a, b, 1)
+
+
+def test_tour_visits_every_centroid_once_per_leg():
+    c = torch.arange(8.0).view(4, 2)
+    pts, legs = latent.tour(c, [0, 1, 2, 3], frames_per_leg=5)
+    assert len(pts) == len(legs) == 5 + 4 + 4
+    assert legs[0] == (0, 1) and legs[-1] == (2, 3)
+    for k in range(4):
+        assert any(torch.allclose(p, c[k]) for p in pts)
+
+
+def test_encode_decode_shapes_and_mode_restored():
+    torch.manual_seed(0)
+    vae = build_model(ModelConfig("vae", latent_dim=2, hidden=(16,))).train()
+    x = images(7)
+    z = latent.encode(vae, x, batch_size=3)
+    assert z.shape == (7, 2) and vae.training
+    torch.testing.assert_close(z, vae.encode(x)[0].detach())  # the posterior mean, deterministic
+    imgs = latent.decode(vae, z, batch_size=4)
+    assert imgs.shape == (7, 1, 28, 28) and imgs.min() >= 0 and imgs.max() <= 1
+
+
+def test_pca_matches_sklearn(mnist):
+    x = mnist.x_train[:2000]
+    ours = latent.PCA(8).fit(x)
+    ref = SkPCA(8, svd_solver="full").fit(x.flatten(1).numpy())
+    # Same subspace: the reconstructions agree (components may differ in sign).
+    rec_ref = ref.inverse_transform(ref.transform(x.flatten(1).numpy())).clip(0, 1)
+    np.testing.assert_allclose(ours.reconstruct(x).flatten(1).numpy(), rec_ref, atol=1e-4)
+    emb = ours.embed(x)
+    assert emb.shape == (2000, 8)
+    # Variance along the components decreases, as principal components should.
+    v = emb.var(0)
+    assert torch.all(v[:-1] >= v[1:])

@@ -1,0 +1,99 @@
+"""Metrics: the IWAE bound against exact integration, kNN/silhouette on known clusters, path rates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genvae import metrics
+from genvae.models import ModelConfig, build_model
+
+from conftest import images
+
+
+def _exact_log_px(model, x, lo=-10.0, hi=10.0, n=4001):
+    """log p(x) = log integral p(x|z) N(z; 0, 1) dz for a 1-D latent, by the trapezoid rule."""
+    z = torch.linspace(lo, hi, n).unsqueeze(1)  # (n, 1)
+    with torch.no_grad():
+        logits = model.decode(z)  # (n, 1, 28, 28)
+    out = []
+    for xi in x:
+        log_px_z = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, xi.expand_as(logits), reduction="none").flatten(1).sum(1)
+        log_f = log_px_z + (-0.5 * z[:, 0] ** 2 - 0.5 * math.log(2 * math.pi))
+        dz = (hi - lo) / (n - 1)
+        w = torch.full((n,), dz)
+        w[0] = w[-1] = dz / 2
+        out.append(float(torch.logsumexp(log_f + w.log(), 0)))
+    return sum(out) / len(out)
+
+
+def test_iwae_bound_is_below_the_exact_likelihood_and_tightens_with_k():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("vae", latent_dim=1, hidden=(16,)))
+    with torch.no_grad():  # make p(x|z) depend strongly on z, so q(z|x) is a poor posterior
+        model.decoder.net[0].weight.mul_(10)
+    x = torch.bernoulli(images(6, seed=1) * 0.3)
+    exact = _exact_log_px(model, x)
+    elbo = metrics.elbo(model, x, recon="bce")["elbo"]
+    bounds = [metrics.iwae_bound(model, x, k=k, recon="bce") for k in (1, 10, 100, 2000)]
+    assert bounds[0] == pytest.approx(elbo, rel=0.01)  # k = 1 is the ELBO (both one-sample estimates)
+    assert bounds == sorted(bounds)  # tighter with more samples...
+    assert bounds[-1] <= exact + 0.05  # ...but never above log p(x)
+    assert exact - bounds[-1] < 0.5 < exact - elbo
+
+
+def test_elbo_parts_add_up():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("vae", latent_dim=2, hidden=(8,)))
+    r = metrics.elbo(model, images(5), recon="mse")
+    assert r["elbo"] == pytest.approx(-(r["recon_nll"] + r["kl"]))
+    assert r["kl"] > 0
+    assert metrics.elbo(model, images(5), recon="mse") == r  # seeded
+
+
+def test_knn_and_silhouette_on_separated_and_mixed_clusters():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(300) % 3
+    centres = torch.tensor([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
+    z = centres[y] + torch.randn(300, 2, generator=g)
+    assert metrics.knn_accuracy(z[:200], y[:200], z[200:], y[200:]) == 1.0
+    assert metrics.silhouette(z, y) > 0.8
+    noise = torch.randn(300, 2, generator=g)
+    assert metrics.silhouette(noise, y) == pytest.approx(0.0, abs=0.1)
+    assert metrics.knn_accuracy(noise[:200], y[:200], noise[200:], y[200:]) < 0.6
+
+
+def test_active_units_counts_varying_dimensions():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.zeros(500, 4)
+    mu[:, 0] = torch.randn(500, generator=g)
+    mu[:, 2] = 0.5 * torch.randn(500, generator=g)
+    mu[:, 3] = 0.01 * torch.randn(500, generator=g)  # variance 1e-4: inactive
+    assert metrics.active_units(mu) == 2
+
+
+def test_off_path_rate_and_single_switch():
+    a, b = 3, 8
+    clean = torch.tensor([3, 3, 3, 8, 8, 8])
+    detour = torch.tensor([3, 3, 5, 5, 8, 8])
+    assert metrics.off_path_rate(clean, a, b) == 0.0
+    assert metrics.off_path_rate(detour, a, b) == pytest.approx(2 / 6)
+    assert metrics.off_path_rate(torch.stack([clean, detour]), a, b) == pytest.approx(2 / 12)
+    assert metrics.switches_once(clean, a, b)
+    assert not metrics.switches_once(detour, a, b)
+    assert not metrics.switches_once(torch.tensor([3, 8, 3, 8]), a, b)  # flickers
+    assert not metrics.switches_once(torch.tensor([8, 8, 3, 3]), a, b)  # wrong direction
+
+
+def test_accuracy_and_reconstruction_mse():
+    assert metrics.accuracy(torch.tensor([1, 2, 3]), torch.tensor([1, 0, 3])) == pytest.approx(2 / 3)
+    assert metrics.accuracy(torch.eye(3), torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+    torch.manual_seed(0)
+    ae = build_model(ModelConfig("ae", latent_dim=2, hidden=(8,)))
+    x = images(3)
+    with torch.no_grad():
+        manual = float(((ae(x).x_hat - x) ** 2).mean())
+    assert metrics.reconstruction_mse(ae, x) == pytest.approx(manual, rel=1e-5)

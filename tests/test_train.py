@@ -1,0 +1,83 @@
+"""The training loop: it learns, it is deterministic, it stops clearly on NaN."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from genvae.data import ImageData
+from genvae.models import ModelConfig, build_model
+from genvae.train import QUICK_EPOCHS, QUICK_TRAIN_SIZE, TrainConfig, TrainingDiverged, evaluate, fit
+
+TINY_AE = ModelConfig("ae", latent_dim=4, hidden=(64,))
+
+
+def _fit(cfg=TINY_AE, data=None, **train):
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    tc = TrainConfig(**{"epochs": 3, "batch_size": 100, **train})
+    return model, fit(model, data, tc, progress=False)
+
+
+def test_fit_lowers_the_loss_and_records_history(small_mnist):
+    _, history = _fit(data=small_mnist)
+    assert [e["epoch"] for e in history.epochs] == [1, 2, 3]
+    train, test = history.series("train"), history.series("test", "recon")
+    assert train[-1] < 0.8 * train[0]
+    assert test[-1] < test[0]
+    assert history.seconds > 0
+
+
+def test_fit_is_deterministic(small_mnist):
+    m1, h1 = _fit(ModelConfig("vae", latent_dim=2, hidden=(32,)), small_mnist, epochs=1)
+    m2, h2 = _fit(ModelConfig("vae", latent_dim=2, hidden=(32,)), small_mnist, epochs=1)
+    assert h1.series("train") == h2.series("train") and h1.series("test") == h2.series("test")
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p1, p2)
+
+
+def test_nan_loss_stops_with_epoch_and_step(small_mnist):
+    x = small_mnist.x_train[:300].clone()
+    x[150] = float("nan")  # lands in the second batch of 100 (no shuffling effect: we check any step)
+    bad = dataclasses.replace(small_mnist, x_train=x, y_train=small_mnist.y_train[:300])
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d"):
+        _fit(data=bad, epochs=2)
+
+
+def test_huge_learning_rate_diverges_clearly(small_mnist):
+    with pytest.raises(TrainingDiverged, match="epoch"):
+        _fit(ModelConfig("vae", latent_dim=2, hidden=(64,)), small_mnist, lr=1e6, epochs=3)
+
+
+def test_evaluate_reports_accuracy_for_models_with_logits(small_mnist):
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    res = evaluate(clf, small_mnist.x_test, small_mnist.y_test, TrainConfig())
+    assert set(res) == {"total", "ce", "acc"} and 0 <= res["acc"] <= 1
+    # Evaluation is seeded and does not touch the global RNG.
+    vae = build_model(ModelConfig("vae", latent_dim=2, hidden=(8,)))
+    state = torch.get_rng_state()
+    r1 = evaluate(vae, small_mnist.x_test, small_mnist.y_test, TrainConfig())
+    assert torch.equal(state, torch.get_rng_state())
+    assert r1 == evaluate(vae, small_mnist.x_test, small_mnist.y_test, TrainConfig())
+
+
+def test_binarized_training_runs(small_mnist):
+    _, h = _fit(ModelConfig("vae", latent_dim=2, hidden=(32,)), small_mnist, epochs=1, recon="bce", binarize=True)
+    assert h.epochs[0]["test"]["kl"] > 0
+
+
+@pytest.mark.parametrize("bad", [
+    dict(epochs=0), dict(batch_size=0), dict(lr=0), dict(beta=-1), dict(recon="l1"), dict(dataset="cifar"),
+])
+def test_bad_train_config(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(**bad)
+
+
+def test_quick_version_caps_epochs_and_data():
+    q = TrainConfig(epochs=20, beta=4.0).quick()
+    assert q.epochs == QUICK_EPOCHS and q.train_size == QUICK_TRAIN_SIZE and q.beta == 4.0
+    assert TrainConfig(epochs=1, train_size=100).quick() == TrainConfig(epochs=1, train_size=100)
