@@ -31,6 +31,7 @@ __all__ = [
     "load",
     "check",
     "binarize",
+    "fixed_binarization",
 ]
 
 
@@ -224,3 +225,8 @@ def load(
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Stochastic binarisation: each pixel becomes 1 with probability equal to its intensity."""
     return torch.bernoulli(x, generator=generator)
+
+
+def fixed_binarization(x: torch.Tensor, seed: int = 1234) -> torch.Tensor:
+    """One reproducible binarisation of ``x``: how binarised test sets are evaluated everywhere."""
+    return binarize(x, torch.Generator().manual_seed(seed))

@@ -9,7 +9,7 @@ from .utils import eval_mode
 
 __all__ = [
     "encode", "decode", "centroids", "distance_matrix", "nearest_classes",
-    "line_path", "tour", "PCA",
+    "neighbour_rank", "line_path", "tour", "PCA",
 ]
 
 
@@ -48,6 +48,11 @@ def nearest_classes(dist: torch.Tensor, k: int) -> list[int]:
     """The other classes ordered from nearest to farthest from class ``k``."""
     order = torch.argsort(dist[k]).tolist()
     return [j for j in order if j != k]
+
+
+def neighbour_rank(dist: torch.Tensor, a: int, b: int) -> int:
+    """Where class ``b`` ranks among the neighbours of class ``a``: 1 = nearest, K-1 = farthest."""
+    return nearest_classes(dist, a).index(b) + 1
 
 
 def line_path(c_a: torch.Tensor, c_b: torch.Tensor, n_frames: int) -> torch.Tensor:

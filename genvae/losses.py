@@ -82,6 +82,17 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return gaussian_kl_per_dim(mu, logvar).sum(1).mean()
 
 
+def _mc_log_ratios(mu: Tensor, logvar: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
+    """``n_samples`` draws of the batch mean of sum_j [log q(z_j) - log p(z_j)], z ~ q; shape ``(S,)``."""
+    std = torch.exp(0.5 * logvar)
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+    z = mu + std * eps  # (S, B, D)
+    # log q(z) - log p(z); the log(2 pi) terms cancel.
+    log_q = -0.5 * (eps.pow(2) + logvar)
+    log_p = -0.5 * z.pow(2)
+    return (log_q - log_p).sum(-1).mean(-1)
+
+
 def monte_carlo_kl(
     mu: Tensor, logvar: Tensor, n_samples: int = 1000, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -90,13 +101,23 @@ def monte_carlo_kl(
     Shapes ``(B, D)``; same reduction as :func:`gaussian_kl`. Unbiased; its
     standard error shrinks like 1/sqrt(n_samples).
     """
-    std = torch.exp(0.5 * logvar)
-    eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
-    z = mu + std * eps  # (S, B, D)
-    # log q(z) - log p(z); the log(2 pi) terms cancel.
-    log_q = -0.5 * (eps.pow(2) + logvar)
-    log_p = -0.5 * z.pow(2)
-    return (log_q - log_p).sum(-1).mean()
+    return _mc_log_ratios(mu, logvar, n_samples, generator).mean()
+
+
+def monte_carlo_kl_with_error(
+    mu: Tensor, logvar: Tensor, n_samples: int = 1000, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`monte_carlo_kl` together with its standard error, ``(estimate, stderr)``.
+
+    Each of the ``n_samples`` draws (one z per image) gives one value of the batch
+    mean of sum_j [log q(z_j) - log p(z_j)]; the standard error is their standard
+    deviation over sqrt(n_samples). Given the same generator state, the estimate
+    equals :func:`monte_carlo_kl`'s.
+    """
+    if n_samples < 2:
+        raise ValueError(f"a standard error needs at least 2 samples, got n_samples={n_samples}")
+    log_ratio = _mc_log_ratios(mu, logvar, n_samples, generator)
+    return log_ratio.mean(), log_ratio.std() / math.sqrt(n_samples)
 
 
 def discrete_kl(p: Tensor, q: Tensor) -> Tensor:

@@ -18,6 +18,7 @@ from .utils import eval_mode, seeded
 __all__ = [
     "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
+    "features", "frechet_distance", "class_entropy", "mean_pairwise_distance",
 ]
 
 
@@ -126,3 +127,44 @@ def switches_once(pred: torch.Tensor, a: int, b: int) -> bool:
     p = pred.tolist()
     changes = sum(1 for u, v in zip(p[:-1], p[1:]) if u != v)
     return p[0] == a and p[-1] == b and changes == 1
+
+
+@torch.no_grad()
+def features(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
+    with eval_mode(classifier) as dev:
+        return torch.cat([classifier(xb.to(dev)).features.cpu() for xb in x.split(batch_size)])
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets ``(N, F)`` (as in FID).
+
+    ||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}). Zero for identical
+    statistics; grows as either the mean or the spread of the sets differ.
+    """
+    from scipy import linalg
+
+    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(cov_a @ cov_b)
+    covmean = covmean.real  # rounding can leave a tiny imaginary part
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+def class_entropy(pred: torch.Tensor, n_classes: int = 10) -> float:
+    """Entropy in nats of the histogram of predicted classes (log K = every class equally often)."""
+    if pred.dim() == 2:
+        pred = pred.argmax(1)
+    p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
+    p = p[p > 0]
+    return float(-(p * p.log()).sum())
+
+
+def mean_pairwise_distance(feats: torch.Tensor, n_pairs: int = 20_000, seed: int = 0) -> float:
+    """Mean Euclidean distance between random pairs of distinct rows of ``feats`` (a diversity measure)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(feats)
+    i = torch.randint(n, (n_pairs,), generator=g)
+    j = (i + torch.randint(1, n, (n_pairs,), generator=g)) % n  # never the same row
+    return float((feats[i] - feats[j]).norm(dim=1).mean())

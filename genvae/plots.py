@@ -17,10 +17,11 @@ from matplotlib.axes import Axes
 from PIL import Image
 
 from .latent import decode
+from .models import ModelConfig
 
 __all__ = [
     "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
-    "frame_strip", "save_gif", "loss_curves", "heatmap",
+    "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
 ]
 
 
@@ -182,6 +183,79 @@ def heatmap(
     labels = labels or [str(i) for i in range(len(m))]
     sns.heatmap(m, annot=True, fmt=fmt, cmap=cmap, xticklabels=labels, yticklabels=labels, ax=ax,
                 annot_kws={"fontsize": 7}, square=True, **kwargs)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# A stage is a column of boxes (label, size, colour); None leaves a row empty.
+Stage = Sequence["tuple[str, int, str] | None"]
+
+_IO, _HID, _LAT, _HEAD = "0.75", "C0", "C3", "C2"
+
+
+def architecture_stages(cfg: ModelConfig) -> list[Stage]:
+    """The columns of boxes that :func:`architecture` draws for a model config."""
+    d = cfg.latent_dim
+    if cfg.arch == "fullconv":
+        c = d // 784
+        return [[("input x\n1x28x28", 784, _IO)], [(f"code z: conv\n{c}x28x28", d, _LAT)], [("output x\u0302\n1x28x28", 784, _IO)]]
+    if cfg.arch == "conv":
+        c1, c2 = cfg.channels
+        enc = [[(f"conv {c1}x14x14", c1 * 196, _HID)], [(f"conv {c2}x7x7", c2 * 49, _HID)], [(f"fc {cfg.hidden[-1]}", cfg.hidden[-1], _HID)]]
+        dec = [[(f"fc {cfg.hidden[-1]}", cfg.hidden[-1], _HID)], [(f"{c2}x7x7", c2 * 49, _HID)], [(f"deconv {c1}x14x14", c1 * 196, _HID)]]
+    else:
+        enc = [[(f"fc {h}", h, _HID)] for h in cfg.hidden]
+        dec = [[(f"fc {h}", h, _HID)] for h in reversed(cfg.hidden)]
+    x_in, x_out = [("input x\n1x28x28", 784, _IO)], [("output x\u0302\n1x28x28", 784, _IO)]
+    if cfg.kind == "ae":
+        return [x_in, *enc, [(f"code z\n{d}", d, _LAT)], *dec, x_out]
+    if cfg.kind == "classifier":
+        return [x_in, *enc, [(f"class scores\n{cfg.n_classes}", cfg.n_classes, _HEAD)]]
+    posterior = [(f"\u03bc\n{d}", d, _LAT), (f"log \u03c3\u00b2\n{d}", d, _LAT)]
+    z = [(f"z = \u03bc + \u03c3\u00b7\u03b5\n{d}", d, _LAT)]
+    if cfg.kind == "vae":
+        return [x_in, *enc, posterior, z, *dec, x_out]
+    # multi-stage: the decoder path on top, the classifier head below it
+    head = [(f"head fc {cfg.head_hidden}", cfg.head_hidden, _HEAD)], [(f"class scores\n{cfg.n_classes}", cfg.n_classes, _HEAD)]
+    branch = [[dec[0][0], head[0][0]], [dec[1][0], head[1][0]], *[[s[0], None] for s in dec[2:]], [x_out[0], None]]
+    return [x_in, *enc, posterior, z, *branch]
+
+
+def architecture(stages: Sequence[Stage], ax: Axes | None = None, title: str | None = None) -> Axes:
+    """Draw a network as columns of boxes whose heights grow with the log of the layer size.
+
+    Consecutive columns of equal length are joined row to row; otherwise every
+    box is joined to every box of the next column.
+    """
+    ax = _ax(ax, figsize=(1.25 * len(stages) + 1, 4.2))
+    width, gap = 0.55, 0.9  # the gap leaves room for the labels under stacked boxes
+    placed: list[list] = []
+    for i, stage in enumerate(stages):
+        heights = [0.4 + 0.9 * np.log10(max(b[1], 1)) if b else 0.0 for b in stage]
+        total = sum(heights) + gap * (len(stage) - 1)
+        y = total / 2
+        col = []
+        for box, h in zip(stage, heights):
+            if box is None:
+                col.append(None)
+                y -= gap
+                continue
+            label, _, colour = box
+            ax.add_patch(plt.Rectangle((i - width / 2, y - h), width, h, facecolor=colour, alpha=0.55, edgecolor="k"))
+            ax.text(i, y - h - 0.08, label, ha="center", va="top", fontsize=7.5)
+            col.append((i, y - h / 2))
+            y -= h + gap
+        placed.append(col)
+    for left, right in zip(placed[:-1], placed[1:]):
+        pairs = zip(left, right) if len(left) == len(right) else ((a, b) for a in left for b in right)
+        for a, b in pairs:
+            if a is not None and b is not None:
+                ax.annotate("", xy=(b[0] - width / 2, b[1]), xytext=(a[0] + width / 2, a[1]),
+                            arrowprops=dict(arrowstyle="->", color="0.3", lw=1))
+    ax.set_xlim(-0.7, len(stages) - 0.3)
+    ax.set_ylim(-4.6, 3.4)
+    ax.set_axis_off()
     if title:
         ax.set_title(title)
     return ax

@@ -196,7 +196,7 @@ def fit(
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test, data.y_test
     if cfg.binarize:  # one fixed, seeded binarisation of the test set
-        x_test = gdata.binarize(x_test, torch.Generator().manual_seed(1234))
+        x_test = gdata.fixed_binarization(x_test)
     x_test, y_test = x_test.to(device), y_test.to(device)
 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)

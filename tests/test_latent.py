@@ -22,6 +22,7 @@ def test_centroids_and_distance_matrix():
     assert torch.allclose(d, d.T) and torch.all(d.diagonal() == 0)
     assert float(d[0, 2]) == pytest.approx(np.hypot(1, 3))
     assert latent.nearest_classes(d, 0) == [2, 1]
+    assert latent.neighbour_rank(d, 0, 2) == 1 and latent.neighbour_rank(d, 0, 1) == 2
     with pytest.raises(ValueError, match="class"):
         latent.centroids(z, y, n_classes=4)
 

@@ -18,6 +18,7 @@ CONFIGS = {
     "ae-mlp": ModelConfig("ae", "mlp", **TINY),
     "ae-conv": ModelConfig("ae", "conv", **TINY),
     "ae-linear-overcomplete": ModelConfig("ae", "mlp", latent_dim=1000, hidden=()),
+    "ae-fullconv": ModelConfig("ae", "fullconv", latent_dim=2 * 784),
     "vae-mlp": ModelConfig("vae", "mlp", **TINY),
     "vae-conv": ModelConfig("vae", "conv", **TINY),
     "multistage-mlp": ModelConfig("multistage", "mlp", **TINY),
@@ -135,6 +136,7 @@ def test_config_round_trips_through_json():
 @pytest.mark.parametrize("bad", [
     dict(kind="gan"), dict(kind="ae", arch="rnn"), dict(kind="ae", latent_dim=0),
     dict(kind="ae", channels=(4,)), dict(kind="ae", arch="conv", hidden=()), dict(kind="ae", bogus=1),
+    dict(kind="ae", arch="fullconv", latent_dim=1000),
 ])
 def test_bad_config_is_rejected(bad):
     with pytest.raises((ValueError, TypeError)):
@@ -160,3 +162,14 @@ def test_parameter_counts_differ_by_architecture():
     dec = 2 * 256 + 256 + 256 * 512 + 512 + 512 * 784 + 784
     assert count_parameters(mlp) == enc + dec
     assert count_parameters(conv) != count_parameters(mlp)
+
+
+def test_layer_table_lists_shapes_in_call_order():
+    from genvae.models import layer_table
+
+    model = build_model(ModelConfig("ae", "conv", latent_dim=2, channels=(32, 64), hidden=(256,)))
+    rows = layer_table(model, torch.zeros(1, 1, 28, 28))
+    shapes = [r["output"] for r in rows if r["type"] in ("Conv2d", "ConvTranspose2d")]
+    assert shapes == [(32, 14, 14), (64, 7, 7), (32, 14, 14), (1, 28, 28)]
+    assert sum(r["params"] for r in rows) == count_parameters(model)
+    assert rows[0]["layer"].startswith("encoder") and rows[-1]["layer"].startswith("decoder")

@@ -7,6 +7,7 @@ from .classifier import Classifier
 from .config import ModelConfig
 from .multistage import MultiStageVAE
 from .outputs import AEOutput, ClassifierOutput, MultiStageOutput, VAEOutput
+from .summary import layer_table
 from .vae import VAE, reparameterize
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
@@ -29,5 +30,5 @@ def count_parameters(model: nn.Module) -> int:
 __all__ = [
     "AEOutput", "AutoEncoder", "Classifier", "ClassifierOutput", "ModelConfig",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
-    "count_parameters", "reparameterize", "MODEL_CLASSES",
+    "count_parameters", "layer_table", "reparameterize", "MODEL_CLASSES",
 ]

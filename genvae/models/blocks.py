@@ -83,9 +83,39 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
+class FullConvEncoder(nn.Module):
+    """No bottleneck: ``out_dim / 784`` feature maps at full resolution, flattened."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, out_dim // 784, 3, padding=1), nn.ReLU(),  # (B, C, 28, 28)
+            nn.Flatten(),  # (B, C*784): as many numbers as C images
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class FullConvDecoder(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (cfg.latent_dim // 784, 28, 28)),  # (B, C, 28, 28)
+            nn.Conv2d(cfg.latent_dim // 784, 1, 3, padding=1),  # (B, 1, 28, 28) logits
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+_ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder, "fullconv": FullConvEncoder}
+_DECODERS = {"mlp": MLPDecoder, "conv": ConvDecoder, "fullconv": FullConvDecoder}
+
+
 def make_encoder(cfg: ModelConfig, out_dim: int) -> nn.Module:
-    return (ConvEncoder if cfg.arch == "conv" else MLPEncoder)(cfg, out_dim)
+    return _ENCODERS[cfg.arch](cfg, out_dim)
 
 
 def make_decoder(cfg: ModelConfig) -> nn.Module:
-    return (ConvDecoder if cfg.arch == "conv" else MLPDecoder)(cfg)
+    return _DECODERS[cfg.arch](cfg)

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 KINDS = ("ae", "vae", "multistage", "classifier")
-ARCHS = ("mlp", "conv")
+ARCHS = ("mlp", "conv", "fullconv")
 
 
 @dataclass(frozen=True)
@@ -15,8 +15,12 @@ class ModelConfig:
 
     Attributes:
         kind: ``"ae"``, ``"vae"``, ``"multistage"`` (VAE + classifier head) or ``"classifier"``.
-        arch: ``"mlp"`` (fully connected) or ``"conv"`` (two stride-2 convolutions).
-        latent_dim: size of the code z; 2 makes pictures possible.
+        arch: ``"mlp"`` (fully connected), ``"conv"`` (two stride-2 convolutions and a
+            fully connected bottleneck) or ``"fullconv"`` (one 3x3 convolution in and
+            one out, no downsampling: the code is ``latent_dim / 784`` feature maps at
+            full resolution, i.e. no bottleneck at all).
+        latent_dim: size of the code z; 2 makes pictures possible. For ``"fullconv"``
+            a multiple of 784.
         hidden: widths of the fully connected layers of the MLP encoder (the decoder
             mirrors them). Conv models and the classifier use ``hidden[-1]`` as the
             width of their one fully connected layer. May be empty for MLPs (a
@@ -44,6 +48,9 @@ class ModelConfig:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+        if self.arch == "fullconv" and self.latent_dim % 784:
+            raise ValueError(f"fullconv codes are feature maps of 28x28: latent_dim must be a multiple of 784, "
+                             f"got {self.latent_dim}")
         if any(h < 1 for h in self.hidden) or len(self.channels) != 2 or min(self.channels) < 1:
             raise ValueError(f"bad widths: hidden={self.hidden}, channels={self.channels}")
         if (self.arch == "conv" or self.kind == "classifier") and not self.hidden:

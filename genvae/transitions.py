@@ -1,0 +1,80 @@
+"""Walking in a straight line from one class centroid to another, and judging every frame.
+
+For a model with a 2-D (or any) latent space and an independent classifier:
+
+1. take the class centroids c(k) of the test codes;
+2. for each ordered pair (a, b), decode ``n_frames`` evenly spaced points on the
+   segment r(d) = c(a) + d (c(b) - c(a)) / ||c(b) - c(a)||, 0 <= d <= ||c(b) - c(a)||;
+3. classify every decoded frame.
+
+The chapter on transitions reports, per model:
+
+* **off-path rate**: the share of frames classified as neither a nor b;
+* **one-switch rate**: the share of paths whose predicted class reads a...a b...b;
+* **mean confidence**: the classifier's average top probability along the paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .latent import decode, line_path
+from .metrics import predict_proba, switches_once
+
+__all__ = ["Transitions", "class_transitions"]
+
+
+@dataclass
+class Transitions:
+    """Judged frames of every ordered class pair. ``pred[a, b]`` is ``(F,)``; the diagonal is unused."""
+
+    pred: torch.Tensor  # (K, K, F) predicted class of each frame
+    confidence: torch.Tensor  # (K, K, F) the classifier's top probability for each frame
+
+    @property
+    def n_classes(self) -> int:
+        return self.pred.shape[0]
+
+    def pairs(self) -> list[tuple[int, int]]:
+        k = self.n_classes
+        return [(a, b) for a in range(k) for b in range(k) if a != b]
+
+    def off_path_matrix(self) -> torch.Tensor:
+        """``(K, K)`` share of frames classified as neither endpoint; NaN on the diagonal."""
+        k = self.n_classes
+        a = torch.arange(k).view(k, 1, 1)
+        b = torch.arange(k).view(1, k, 1)
+        off = ((self.pred != a) & (self.pred != b)).double().mean(-1)
+        off[torch.arange(k), torch.arange(k)] = float("nan")
+        return off
+
+    def off_path_rate(self) -> float:
+        """Share of all frames, over all ordered pairs, classified as neither endpoint."""
+        return float(self.off_path_matrix().nanmean())
+
+    def one_switch_rate(self) -> float:
+        """Share of paths whose predictions read a, ..., a, b, ..., b."""
+        pairs = self.pairs()
+        return sum(switches_once(self.pred[a, b], a, b) for a, b in pairs) / len(pairs)
+
+    def mean_confidence(self) -> float:
+        """Mean top-class probability over all frames of all paths."""
+        mask = ~torch.eye(self.n_classes, dtype=torch.bool)
+        return float(self.confidence[mask].mean())
+
+
+@torch.no_grad()
+def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tensor, n_frames: int = 16) -> Transitions:
+    """Decode and classify straight paths between every ordered pair of centroids ``(K, D)``."""
+    k = len(centroids)
+    pairs = [(a, b) for a in range(k) for b in range(k) if a != b]
+    points = torch.cat([line_path(centroids[a], centroids[b], n_frames) for a, b in pairs])  # (P*F, D)
+    probs = predict_proba(judge, decode(model, points)).view(len(pairs), n_frames, -1)  # (P, F, K')
+    pred = torch.full((k, k, n_frames), -1, dtype=torch.long)
+    conf = torch.full((k, k, n_frames), float("nan"))
+    for i, (a, b) in enumerate(pairs):
+        conf[a, b], pred[a, b] = probs[i].max(-1)
+    return Transitions(pred=pred, confidence=conf)
