@@ -14,7 +14,6 @@ either the old checkpoint or a detectably incomplete one, never a silent mix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -27,6 +26,7 @@ from torch import nn
 
 from . import __version__
 from .models import ModelConfig, build_model
+from .utils import file_digest
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -34,14 +34,6 @@ META = "meta.json"
 
 class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, incomplete, corrupt or does not match its config."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -66,7 +58,7 @@ def save(model: nn.Module, folder: str | Path, **meta) -> Path:
         "model_config": model.config.to_dict(),
         "genvae_version": __version__,
         "torch_version": torch.__version__,
-        "weights_sha256": _sha256(folder / WEIGHTS),
+        "weights_sha256": file_digest(folder / WEIGHTS),
         **meta,
     }
     text = json.dumps(record, indent=2, sort_keys=True)
@@ -96,7 +88,7 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
-    if _sha256(weights) != meta.get("weights_sha256"):
+    if file_digest(weights) != meta.get("weights_sha256"):
         raise CheckpointError(f"{weights} does not match the checksum recorded in {META}")
     try:
         cfg = ModelConfig.from_dict(meta["model_config"])

@@ -13,7 +13,6 @@ gives a clear error rather than garbage tensors.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .settings import data_root
+from .utils import file_digest
 
 __all__ = [
     "DATASETS",
@@ -109,14 +109,6 @@ def _spec(name: str) -> _Spec:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}") from None
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def check(name: str = "mnist", root: str | Path | None = None) -> dict[str, str]:
     """Report each expected file as ``"ok"``, ``"missing"`` or ``"checksum mismatch"``."""
     spec = _spec(name)
@@ -127,7 +119,7 @@ def check(name: str = "mnist", root: str | Path | None = None) -> dict[str, str]
         if not path.is_file():
             report[fname] = "missing"
         else:
-            report[fname] = "ok" if _md5(path) == md5 else "checksum mismatch"
+            report[fname] = "ok" if file_digest(path, "md5") == md5 else "checksum mismatch"
     return report
 
 
@@ -152,7 +144,7 @@ def _ensure_files(spec: _Spec, root: Path, download: bool) -> None:
             "or run once with internet access so torchvision can download it."
         )
     for fname, md5 in spec.md5.items():
-        got = _md5(folder / fname)
+        got = file_digest(folder / fname, "md5")
         if got != md5:
             raise DataCorruptError(
                 f"{folder / fname} is corrupt or truncated: its MD5 is {got}, expected {md5}. "

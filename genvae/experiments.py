@@ -57,9 +57,14 @@ def mlp_ae(latent_dim: int = 2, seed: int = 0) -> Experiment:
                       ModelConfig("ae", latent_dim=latent_dim), TrainConfig(epochs=MLP_EPOCHS)).with_seed(seed)
 
 
-def conv_ae(latent_dim: int = 2, seed: int = 0) -> Experiment:
-    return Experiment(f"conv_ae_d{latent_dim}", "4", f"convolutional autoencoder, {latent_dim}-D latent",
-                      ModelConfig("ae", arch="conv", latent_dim=latent_dim), TrainConfig(epochs=CONV_EPOCHS)).with_seed(seed)
+def conv_ae(latent_dim: int = 2, small: bool = False, seed: int = 0) -> Experiment:
+    """Convolutional AE; ``small`` halves the channels and narrows the dense layer (~5x fewer parameters)."""
+    widths = dict(channels=(16, 32), hidden=(64,)) if small else dict(channels=(32, 64), hidden=(256,))
+    prefix = "small_conv_ae" if small else "conv_ae"
+    return Experiment(f"{prefix}_d{latent_dim}", "4",
+                      f"{'small ' if small else ''}convolutional autoencoder, {latent_dim}-D latent",
+                      ModelConfig("ae", arch="conv", latent_dim=latent_dim, **widths),
+                      TrainConfig(epochs=CONV_EPOCHS)).with_seed(seed)
 
 
 def overcomplete_ae(feature_maps: int = 16) -> Experiment:
@@ -99,9 +104,9 @@ GAMMAS = (0.1, 1.0, 10.0, 100.0)
 
 _BOOK = [
     classifier(),
-    *(mlp_ae(d) for d in (2, 8, 32)),
+    *(mlp_ae(d) for d in (2, 8, 16, 32)),
     *(mlp_ae(2, seed=s) for s in SEEDS[1:]),
-    conv_ae(2),
+    *(conv_ae(d, small=small) for d in (2, 16) for small in (False, True)),
     overcomplete_ae(),
     vae(16),
     bernoulli_vae(),

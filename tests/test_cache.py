@@ -13,6 +13,7 @@ from genvae import cache, checkpoint
 from genvae.cache import CacheWarning, cache_key, load_or_train
 from genvae.models import ModelConfig
 from genvae.train import TrainConfig
+from genvae.utils import file_digest
 
 MC = ModelConfig("ae", latent_dim=2, hidden=(16,))
 TC = TrainConfig(epochs=1, train_size=256, batch_size=64)
@@ -80,7 +81,7 @@ def test_truncated_weights_with_matching_checksum_are_reported(monkeypatch):
     path = t.path / "model.safetensors"
     path.write_bytes(path.read_bytes()[:50])
     meta = json.loads((t.path / "meta.json").read_text())
-    meta["weights_sha256"] = checkpoint._sha256(path)  # a consistent but broken entry
+    meta["weights_sha256"] = file_digest(path)  # a consistent but broken entry
     (t.path / "meta.json").write_text(json.dumps(meta))
     _expect_retrain(monkeypatch, "cannot be loaded")
 

@@ -18,10 +18,13 @@ from .outputs import AEOutput
 class AutoEncoder(nn.Module):
     """Deterministic autoencoder, MLP or convolutional (``cfg.arch``)."""
 
+    # Encoder outputs per latent dimension: 1 for a point code (the VAE needs 2).
+    outputs_per_latent = 1
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        self.encoder = make_encoder(cfg, cfg.latent_dim)
+        self.encoder = make_encoder(cfg, self.outputs_per_latent * cfg.latent_dim)
         self.decoder = make_decoder(cfg)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

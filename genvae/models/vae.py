@@ -10,10 +10,8 @@ prior; that is what makes sampling z ~ N(0, I) and decoding it produce digits.
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from .blocks import check_images, make_decoder, make_encoder
-from .config import ModelConfig
+from .autoencoder import AutoEncoder
+from .blocks import check_images
 from .outputs import VAEOutput
 
 
@@ -23,15 +21,15 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return mu + std * torch.randn_like(std)
 
 
-class VAE(nn.Module):
-    """Gaussian-latent VAE, MLP or convolutional (``cfg.arch``)."""
+class VAE(AutoEncoder):
+    """Gaussian-latent VAE, MLP or convolutional (``cfg.arch``).
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.config = cfg
-        # One encoder body with 2D outputs: the first D are mu, the last D log sigma^2.
-        self.encoder = make_encoder(cfg, 2 * cfg.latent_dim)
-        self.decoder = make_decoder(cfg)
+    The decoder side (``decode``, ``generate``, ``reconstruct``) is the autoencoder's;
+    what changes is that the encoder describes a distribution over codes.
+    """
+
+    # One encoder body with 2D outputs: the first D are mu, the last D log sigma^2.
+    outputs_per_latent = 2
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``mu, logvar``, each ``(B, D)``."""
@@ -42,18 +40,6 @@ class VAE(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic latent code: the posterior mean ``(B, D)``."""
         return self.encode(x)[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel logits ``(B, 1, 28, 28)`` of codes ``(B, D)``."""
-        return self.decoder(z)
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] decoded from codes ``(B, D)``."""
-        return torch.sigmoid(self.decode(z))
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic reconstruction (decode the posterior mean), in [0, 1]."""
-        return self.generate(self.embed(x))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
