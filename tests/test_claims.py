@@ -37,7 +37,7 @@ def test_autoencoder_beats_pca_of_the_same_dimension(mnist, d):
 def test_overcomplete_autoencoder_copies_noise_it_never_saw(mnist):
     """Chapter 4: without a bottleneck the AE learns (nearly) the identity, noise included."""
     noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    copier = _train(ModelConfig("ae", arch="fullconv", latent_dim=16 * 784), epochs=2, train_size=6000)
+    copier = _train(ModelConfig("ae", arch="fullconv", latent_dim=16 * 784))
     bottleneck = _train(ModelConfig("ae", latent_dim=8))
     copier_noise = metrics.reconstruction_mse(copier, noise)
     bottleneck_noise = metrics.reconstruction_mse(bottleneck, noise)
