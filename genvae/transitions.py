@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .latent import decode, line_path
-from .metrics import predict_proba, switches_once
+from .metrics import off_path_rate, predict_proba, switches_once
 
 __all__ = ["Transitions", "class_transitions"]
 
@@ -44,11 +44,9 @@ class Transitions:
 
     def off_path_matrix(self) -> torch.Tensor:
         """``(K, K)`` share of frames classified as neither endpoint; NaN on the diagonal."""
-        k = self.n_classes
-        a = torch.arange(k).view(k, 1, 1)
-        b = torch.arange(k).view(1, k, 1)
-        off = ((self.pred != a) & (self.pred != b)).double().mean(-1)
-        off[torch.arange(k), torch.arange(k)] = float("nan")
+        off = torch.full((self.n_classes, self.n_classes), float("nan"), dtype=torch.float64)
+        for a, b in self.pairs():
+            off[a, b] = off_path_rate(self.pred[a, b], a, b)  # the same per-path measure as everywhere
         return off
 
     def off_path_rate(self) -> float:
