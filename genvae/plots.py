@@ -197,9 +197,9 @@ _IO, _HID, _LAT, _HEAD = "0.75", "C0", "C3", "C2"
 def architecture_stages(cfg: ModelConfig) -> list[Stage]:
     """The columns of boxes that :func:`architecture` draws for a model config."""
     d = cfg.latent_dim
+    x_in, x_out = [("input x\n1x28x28", 784, _IO)], [("output x\u0302\n1x28x28", 784, _IO)]
     if cfg.arch == "fullconv":
-        c = d // 784
-        return [[("input x\n1x28x28", 784, _IO)], [(f"code z: conv\n{c}x28x28", d, _LAT)], [("output x\u0302\n1x28x28", 784, _IO)]]
+        return [x_in, [(f"code z: conv\n{d // 784}x28x28", d, _LAT)], x_out]
     if cfg.arch == "conv":
         c1, c2 = cfg.channels
         enc = [[(f"conv {c1}x14x14", c1 * 196, _HID)], [(f"conv {c2}x7x7", c2 * 49, _HID)], [(f"fc {cfg.hidden[-1]}", cfg.hidden[-1], _HID)]]
@@ -207,7 +207,6 @@ def architecture_stages(cfg: ModelConfig) -> list[Stage]:
     else:
         enc = [[(f"fc {h}", h, _HID)] for h in cfg.hidden]
         dec = [[(f"fc {h}", h, _HID)] for h in reversed(cfg.hidden)]
-    x_in, x_out = [("input x\n1x28x28", 784, _IO)], [("output x\u0302\n1x28x28", 784, _IO)]
     if cfg.kind == "ae":
         return [x_in, *enc, [(f"code z\n{d}", d, _LAT)], *dec, x_out]
     if cfg.kind == "classifier":

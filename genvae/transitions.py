@@ -24,7 +24,12 @@ from torch import nn
 from .latent import decode, line_path
 from .metrics import off_path_rate, predict_proba, switches_once
 
-__all__ = ["Transitions", "class_transitions"]
+__all__ = ["Transitions", "class_transitions", "ordered_pairs"]
+
+
+def ordered_pairs(k: int) -> list[tuple[int, int]]:
+    """Every ordered pair (a, b) of distinct classes out of ``k``: k (k - 1) of them."""
+    return [(a, b) for a in range(k) for b in range(k) if a != b]
 
 
 @dataclass
@@ -39,8 +44,7 @@ class Transitions:
         return self.pred.shape[0]
 
     def pairs(self) -> list[tuple[int, int]]:
-        k = self.n_classes
-        return [(a, b) for a in range(k) for b in range(k) if a != b]
+        return ordered_pairs(self.n_classes)
 
     def off_path_matrix(self) -> torch.Tensor:
         """``(K, K)`` share of frames classified as neither endpoint; NaN on the diagonal."""
@@ -68,7 +72,7 @@ class Transitions:
 def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tensor, n_frames: int = 16) -> Transitions:
     """Decode and classify straight paths between every ordered pair of centroids ``(K, D)``."""
     k = len(centroids)
-    pairs = [(a, b) for a in range(k) for b in range(k) if a != b]
+    pairs = ordered_pairs(k)
     points = torch.cat([line_path(centroids[a], centroids[b], n_frames) for a, b in pairs])  # (P*F, D)
     probs = predict_proba(judge, decode(model, points)).view(len(pairs), n_frames, -1)  # (P, F, K')
     pred = torch.full((k, k, n_frames), -1, dtype=torch.long)

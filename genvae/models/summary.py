@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils import eval_mode
+
 
 def layer_table(model: nn.Module, x: torch.Tensor, method: str = "forward") -> list[dict]:
     """Run ``getattr(model, method)(x)`` once and record each leaf module it calls, in call order.
@@ -25,11 +27,8 @@ def layer_table(model: nn.Module, x: torch.Tensor, method: str = "forward") -> l
 
         hooks.append(module.register_forward_hook(hook))
     try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             getattr(model, method)(x)
-        model.train(was_training)
     finally:
         for h in hooks:
             h.remove()
