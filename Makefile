@@ -21,12 +21,13 @@ endif
 # would silently drop every figure from the pages.
 unexport MPLBACKEND
 
-.PHONY: help venv book test unit nbval book-quick reproduce clean
+.PHONY: help venv book test unit nbval book-quick reproduce benchmarks clean
 
 help:
 	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
 	@echo "make test        set up, then run every test: unit tests, nbval (quick), quick book build"
 	@echo "make reproduce   train every model the book uses (full mode) into the cache"
+	@echo "make benchmarks  measure speed and memory; writes benchmarks/RESULTS.md (about 20 min)"
 	@echo "make clean       remove build outputs (keeps the venv and the model cache)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -37,12 +38,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP)
 
+# First train whatever is missing, with progress in the terminal (which model, how
+# many are left, an estimated time); then build, which only loads weights.
 book: $(STAMP)
+	$(BIN)/genvae reproduce
 	$(BIN)/jupyter-book build . --all -W --keep-going
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 reproduce: $(STAMP)
 	$(BIN)/genvae reproduce
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
@@ -51,6 +58,7 @@ nbval: $(STAMP)
 	GENVAE_QUICK=1 $(BIN)/python -m pytest --nbval-lax book/
 
 book-quick: $(STAMP)
+	GENVAE_QUICK=1 $(BIN)/genvae reproduce
 	GENVAE_QUICK=1 $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/quick
 
 test: unit nbval book-quick

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 import warnings
@@ -24,9 +25,10 @@ from torch import nn
 from . import checkpoint
 from .models import ModelConfig
 from .settings import cache_root, default_device, quick_mode
+from .stack import fit_stack, stack_key
 from .train import History, TrainConfig, train_model
 
-CACHE_FORMAT = 1  # bump when the meaning of stored weights changes
+CACHE_FORMAT = 2  # bump when the meaning of stored weights changes (2: the device-minded loop)
 
 
 class CacheWarning(UserWarning):
@@ -38,7 +40,7 @@ class TrainedModel:
     """A trained model with everything known about how it was made."""
 
     name: str
-    model: nn.Module  # on the CPU, in eval mode
+    model: nn.Module  # in eval mode, on the default device (or the one asked for)
     model_config: ModelConfig
     train_config: TrainConfig  # as actually used (the quick version in quick mode)
     history: History
@@ -62,8 +64,9 @@ def entry_path(name: str, key: str, cache_dir: str | Path | None = None) -> Path
     return Path(cache_dir or cache_root()) / f"{slug}-{key}"
 
 
-def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple[nn.Module, dict]:
-    model, meta = checkpoint.load(path)
+def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                device: torch.device) -> tuple[nn.Module, dict]:
+    model, meta = checkpoint.load(path, map_location=device)
     try:
         same = (meta.get("cache_key") == key and model.config == model_cfg
                 and TrainConfig.from_dict(meta["train_config"]) == train_cfg)
@@ -74,60 +77,177 @@ def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainCo
     return model, meta
 
 
+@dataclass(frozen=True)
+class Request:
+    """One model to load or train: a readable name and its full-mode recipe."""
+
+    name: str
+    model_config: ModelConfig
+    train_config: TrainConfig
+
+
 def load_or_train(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     *,
     name: str | None = None,
-    quick: bool | None = None,
-    cache_dir: str | Path | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-    retrain: bool = False,
+    **kwargs,
 ) -> TrainedModel:
     """Return the trained model for this config pair, from the cache or by training it.
 
     Args:
         model_cfg, train_cfg: what to build and how to train it (the full-mode recipe).
         name: a readable prefix for the cache folder (defaults to the model kind).
-        quick: quick mode; defaults to ``GENVAE_QUICK``. In quick mode
-            ``train_cfg.quick()`` is used and the cache key differs.
+        **kwargs: see :func:`load_or_train_many` (``quick``, ``cache_dir``, ``device``,
+            ``progress``, ``retrain``).
+    """
+    return load_or_train_many([Request(name or model_cfg.kind, model_cfg, train_cfg)], **kwargs)[0]
+
+
+def load_or_train_many(
+    requests: list[Request],
+    *,
+    quick: bool | None = None,
+    cache_dir: str | Path | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+    stack: bool | None = None,
+) -> list[TrainedModel]:
+    """Return the trained model of every request, in order, from the cache or by training.
+
+    Args:
+        requests: what to load; see :class:`Request`.
+        quick: quick mode; defaults to ``GENVAE_QUICK``. In quick mode each
+            ``train_config.quick()`` is used and the cache keys differ.
         cache_dir: defaults to ``GENVAE_CACHE`` or ``~/.cache/genvae/models``.
-        device: where to train; defaults to CUDA, then MPS, then CPU.
+        device: where to train, and where the returned models live; defaults to
+            CUDA, then MPS, then CPU.
         progress: show a progress bar while training.
-        retrain: ignore an existing entry and overwrite it.
+        retrain: ignore existing entries and overwrite them.
+        stack: train the missing models that differ only in beta, gamma or seed
+            together as one stacked model (:mod:`genvae.stack`). The default does
+            so on CUDA, where it pays, and not on a CPU, where it does not (see
+            ``benchmarks/RESULTS.md``). Either way every model is saved as its own entry.
     """
     quick = quick_mode() if quick is None else quick
-    if quick:
-        train_cfg = train_cfg.quick()
-    name = name or model_cfg.kind
-    key = cache_key(model_cfg, train_cfg, quick)
-    path = entry_path(name, key, cache_dir)
-
-    if path.exists() and not retrain:
-        try:
-            model, meta = _load_entry(path, key, model_cfg, train_cfg)
-            return TrainedModel(
-                name=name, model=model, model_config=model_cfg, train_config=train_cfg,
-                history=History(meta["history"]), metrics=meta["metrics"],
-                train_seconds=meta["train_seconds"], path=path, from_cache=True,
-            )
-        except (checkpoint.CheckpointError, KeyError) as e:
-            warnings.warn(f"cache entry {path} is unusable ({e}); retraining it", CacheWarning, stacklevel=2)
-
     device = torch.device(device) if device is not None else default_device()
-    t0 = time.perf_counter()
-    model, history = train_model(model_cfg, train_cfg, device=device, progress=progress, desc=name)
-    seconds = time.perf_counter() - t0
+    stack = device.type == "cuda" if stack is None else stack
+    slots: list[tuple[Request, TrainConfig, str, Path]] = []
+    for r in requests:
+        tc = r.train_config.quick() if quick else r.train_config
+        key = cache_key(r.model_config, tc, quick)
+        slots.append((r, tc, key, entry_path(r.name, key, cache_dir)))
+
+    results: dict[int, TrainedModel] = {}
+    missing: list[int] = []
+    seen: set[Path] = set()
+    for i, (r, tc, key, path) in enumerate(slots):
+        if path in seen:  # the same entry asked twice: filled from its first request
+            continue
+        seen.add(path)
+        if path.exists() and not retrain:
+            try:
+                model, meta = _load_entry(path, key, r.model_config, tc, device)
+                results[i] = TrainedModel(
+                    name=r.name, model=model, model_config=r.model_config, train_config=tc,
+                    history=History(meta["history"]), metrics=meta["metrics"],
+                    train_seconds=meta["train_seconds"], path=path, from_cache=True,
+                )
+                continue
+            except (checkpoint.CheckpointError, KeyError) as e:
+                warnings.warn(f"cache entry {path} is unusable ({e}); retraining it", CacheWarning, stacklevel=3)
+        missing.append(i)
+
+    groups: dict[tuple, list[int]] = {}
+    for i in missing:
+        r, tc = slots[i][0], slots[i][1]
+        groups.setdefault(stack_key(r.model_config, tc) if stack else (i,), []).append(i)
+    for members in groups.values():
+        t0 = time.perf_counter()
+        if len(members) == 1:
+            r, tc = slots[members[0]][:2]
+            trained = [train_model(r.model_config, tc, device=device, progress=progress, desc=r.name)]
+        else:
+            names = [slots[i][0].name for i in members]
+            trained = fit_stack(slots[members[0]][0].model_config, [slots[i][1] for i in members],
+                                device=device, progress=progress, desc=f"stack of {len(members)}: {', '.join(names)}")
+        seconds = (time.perf_counter() - t0) / len(members)
+        stacked = {"size": len(members), "members": [slots[i][0].name for i in members]} if len(members) > 1 else None
+        for i, (model, history) in zip(members, trained):
+            r, tc, key, path = slots[i]
+            results[i] = _save_entry(r, tc, key, path, model, history, seconds, device, quick, stacked)
+
+    by_path = {slots[i][3]: t for i, t in results.items()}
+    return [by_path[path] for _, _, _, path in slots]
+
+
+def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Module, history: History,
+                seconds: float, device: torch.device, quick: bool, stacked: dict | None) -> TrainedModel:
     metrics = dict(history.epochs[-1]["test"])
     checkpoint.save(
         model, path,
-        cache_key=key, name=name, quick=quick, train_config=train_cfg.to_dict(),
+        cache_key=key, name=r.name, quick=quick, train_config=tc.to_dict(),
         history=history.epochs, metrics=metrics, train_seconds=seconds,
-        device=str(device),
+        device=str(device), stack=stacked,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     return TrainedModel(
-        name=name, model=model, model_config=model_cfg, train_config=train_cfg, history=history,
+        name=r.name, model=model, model_config=r.model_config, train_config=tc, history=history,
         metrics=metrics, train_seconds=seconds, path=path, from_cache=False,
     )
+
+
+EVALS = "evals.json"
+
+
+def _fingerprint(value) -> str:
+    """A stable text for an argument: tensors by a digest of their bytes, everything else by repr."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        return f"tensor{tuple(t.shape)}:{t.dtype}:{hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}"
+    return repr(value)
+
+
+def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
+    """``fn(trained.model, *args, **kwargs)``, computed once and kept in the model's cache entry.
+
+    For evaluations that cost more than loading the model (an IWAE bound with
+    k = 1000 importance samples, say), so that a rebuild with every model cached
+    stays fast. The key covers the function (its name and the digest of its
+    source code), the tensor arguments (a digest of their bytes) and the other
+    arguments: a change to any of them computes anew. Results must be numbers
+    or JSON-able containers of numbers; a non-finite number is returned but not kept.
+    """
+    import inspect
+
+    code = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
+    key = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "code": code,
+                      "args": [_fingerprint(a) for a in args],
+                      "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}, sort_keys=True)
+    path = trained.path / EVALS
+    try:
+        store = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or unreadable: start afresh
+        store = {}
+    if key in store:
+        return store[key]
+    value = fn(trained.model, *args, **kwargs)
+    if all(math.isfinite(v) for v in _numbers(value)):
+        store[key] = value
+        checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True))
+    else:
+        warnings.warn(f"{fn.__qualname__} of {trained.name} is not finite ({value}); not cached", CacheWarning,
+                      stacklevel=2)
+    return value
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _numbers(v)
+    else:
+        yield float(value)

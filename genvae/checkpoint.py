@@ -48,10 +48,16 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
 def save(model: nn.Module, folder: str | Path, **meta) -> Path:
     """Write ``model`` (which must carry ``.config``) and ``meta`` to ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evals.json").unlink(missing_ok=True)  # evaluations of the weights being replaced
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
     record = {
@@ -62,7 +68,7 @@ def save(model: nn.Module, folder: str | Path, **meta) -> Path:
         **meta,
     }
     text = json.dumps(record, indent=2, sort_keys=True)
-    _atomic_write(folder / META, lambda p: p.write_text(text))
+    atomic_write_text(folder / META, text)
     return folder
 
 
@@ -80,7 +86,7 @@ def read_meta(folder: str | Path) -> dict:
 def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model from ``meta.json`` and load its weights. Returns ``(model, meta)``.
 
-    The model comes back in eval mode. Raises :class:`CheckpointError` on any
+    The model comes back in eval mode, on ``map_location``. Raises :class:`CheckpointError` on any
     mismatch: missing file, bad checksum, unreadable tensors, wrong shapes.
     """
     folder = Path(folder)
@@ -92,7 +98,7 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[
         raise CheckpointError(f"{weights} does not match the checksum recorded in {META}")
     try:
         cfg = ModelConfig.from_dict(meta["model_config"])
-        model = build_model(cfg)
+        model = build_model(cfg).to(map_location)
         state = load_file(str(weights), device=str(map_location))
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
     r.add_argument("--device", help="cpu, cuda, mps...")
+    r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
+                   help="train each grid (beta, gamma, seeds) as one stacked model (default: on CUDA only)")
 
     d = sub.add_parser("data", help="data-set utilities")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -84,18 +86,46 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
 def _cmd_reproduce(args) -> int:
-    from .experiments import REGISTRY
+    """Train every missing model, a unit at a time, saying what is done, what is left and how long it may take."""
+    import torch
+
+    from .experiments import REGISTRY, load_all, plan, training_flops
+    from .settings import default_device
 
     todo = [e for e in REGISTRY.values() if args.only in e.name]
     if not todo:
         raise KeyError(f"no experiment name contains {args.only!r}")
     quick = args.quick or _env_quick()
+    device = torch.device(args.device) if args.device else default_device()
+    stack = device.type == "cuda" if args.stack is None else args.stack
+    missing = [e for e in todo if not e.is_cached(quick)]
+    print(f"{len(todo)} models, {len(todo) - len(missing)} already cached; training {len(missing)} on {device} "
+          f"({'quick' if quick else 'full'} mode{', grids stacked' if stack and missing else ''})", flush=True)
+    units = plan(missing, stack)
+    work = [sum(training_flops(e, quick) for e in unit) for unit in units]
     t0 = time.perf_counter()
-    for i, exp in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {exp.name}", flush=True)
-        _train_one(exp, args, quick)
-    print(f"done: {len(todo)} models in {time.perf_counter() - t0:.1f} s ({'quick' if quick else 'full'} mode)")
+    done_models = len(todo) - len(missing)
+    for i, unit in enumerate(units):
+        names = ", ".join(e.name for e in unit)
+        print(f"[{done_models + 1}/{len(todo)}] {names}" + (f" (one stack of {len(unit)})" if len(unit) > 1 else ""),
+              flush=True)
+        t_unit = time.perf_counter()
+        trained = load_all(unit, quick=quick, device=device, stack=stack)
+        done_models += len(unit)
+        left = sum(work[i + 1:])
+        rate = sum(work[: i + 1]) / (time.perf_counter() - t0)  # FLOPs per second so far
+        eta = f"; {len(todo) - done_models} left, about {_duration(left / rate)} to go" if left else ""
+        for t in trained:
+            print(f"  {t.name}: test {_format_metrics(t.metrics)}", flush=True)
+        print(f"  done in {_duration(time.perf_counter() - t_unit)}{eta}", flush=True)
+    print(f"done: {len(todo)} models ({len(missing)} trained) in {time.perf_counter() - t0:.1f} s "
+          f"({'quick' if quick else 'full'} mode)", flush=True)
     return 0
 
 

@@ -8,8 +8,8 @@ from torch import nn
 from .utils import eval_mode
 
 __all__ = [
-    "encode", "decode", "centroids", "distance_matrix", "nearest_classes",
-    "neighbour_rank", "line_path", "tour", "PCA",
+    "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
+    "neighbour_rank", "line_path", "tour", "FittedGaussian", "PCA",
 ]
 
 
@@ -28,6 +28,13 @@ def decode(model: nn.Module, z: torch.Tensor, batch_size: int = 2000) -> torch.T
     """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``."""
     with eval_mode(model) as dev:
         return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size)])
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Deterministic reconstructions in [0, 1] of images ``(N, 1, 28, 28)``, computed where the model is."""
+    with eval_mode(model) as dev:
+        return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size)])
 
 
 def centroids(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
@@ -86,6 +93,25 @@ def tour(c: torch.Tensor, order: list[int], frames_per_leg: int) -> tuple[torch.
     return torch.cat(points), legs
 
 
+class FittedGaussian:
+    """A Gaussian with the mean and covariance of a set of codes ``(N, D)``.
+
+    The fairest way to "sample" a plain autoencoder, which has no prior: fit a
+    Gaussian to its training codes after training, draw from it, decode.
+    """
+
+    def __init__(self, z: torch.Tensor):
+        self.mean = z.mean(0)
+        self.cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+        jitter = 1e-6 * self.cov.diagonal().mean() * torch.eye(z.shape[1])
+        self._chol = torch.linalg.cholesky(self.cov + jitter)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` codes ``(n, D)``, drawn with ``generator`` (never the global RNG's state)."""
+        eps = torch.randn(n, len(self.mean), generator=generator)
+        return self.mean + eps @ self._chol.T
+
+
 class PCA:
     """Principal component analysis of flattened images: the linear baseline for an AE.
 
@@ -99,10 +125,20 @@ class PCA:
     def fit(self, x: torch.Tensor) -> "PCA":
         flat = x.flatten(1).double()  # (N, 784)
         self.mean = flat.mean(0)
-        # The right singular vectors of the centred data are the principal directions.
-        _, _, vh = torch.linalg.svd(flat - self.mean, full_matrices=False)
-        self.components = vh[: self.n_components]  # (d, 784)
+        centred = flat - self.mean
+        # The principal directions are the eigenvectors of the 784 x 784 covariance,
+        # largest eigenvalue first (cheaper than an SVD of the N x 784 data).
+        _, vecs = torch.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+        self.components = vecs.flip(1)[:, : self.n_components].T.contiguous()  # (d, 784)
         return self
+
+    def top(self, d: int) -> "PCA":
+        """The same fit restricted to its first ``d`` components (no refit: the directions are nested)."""
+        if not 1 <= d <= self.n_components:
+            raise ValueError(f"d must be in [1, {self.n_components}], got {d}")
+        pca = PCA(d)
+        pca.mean, pca.components = self.mean, self.components[:d]
+        return pca
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Coordinates ``(N, d)`` on the principal directions."""

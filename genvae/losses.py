@@ -35,9 +35,13 @@ class LossParts:
     kl: Tensor | None = None
     ce: Tensor | None = None
 
+    def tensors(self) -> dict[str, Tensor]:
+        """The parts that apply, by name, still tensors (on their device, in the graph)."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
     def to_dict(self) -> dict[str, float]:
         """Plain floats, for histories and tables (the ``None`` parts left out)."""
-        return {k: float(v.detach()) for k, v in vars(self).items() if v is not None}
+        return {k: float(v.detach()) for k, v in self.tensors().items()}
 
 
 def _check_recon(kind: str) -> None:
@@ -46,12 +50,19 @@ def _check_recon(kind: str) -> None:
 
 
 def decoder_log_prob(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:
-    """log p(x|z) per image, ``(B,)``, constants included (see the module docstring)."""
+    """log p(x|z) per image, constants included (see the module docstring).
+
+    Sums over the last three (image) dimensions, so ``x_logits`` of shape
+    ``(S, B, 1, 28, 28)`` against ``x`` of shape ``(B, 1, 28, 28)`` gives ``(S, B)``
+    by broadcasting, without copying x S times.
+    """
     _check_recon(kind)
     if kind == "bce":
-        return -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").flatten(1).sum(1)
-    sq = (torch.sigmoid(x_logits) - x).pow(2).flatten(1)
-    return -sq.sum(1) - 0.5 * sq.shape[1] * math.log(math.pi)
+        x = x.expand_as(x_logits)
+        return -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").sum((-3, -2, -1))
+    sq = (torch.sigmoid(x_logits) - x).pow(2)
+    n_pixels = sq.shape[-3] * sq.shape[-2] * sq.shape[-1]
+    return -sq.sum((-3, -2, -1)) - 0.5 * n_pixels * math.log(math.pi)
 
 
 def reconstruction_loss(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:

@@ -7,6 +7,7 @@ images), the usual way to quote it; likelihood bounds are per *image* in nats.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,10 +17,31 @@ from .losses import decoder_log_prob, gaussian_kl
 from .utils import eval_mode, seeded
 
 __all__ = [
-    "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
+    "test_split", "test_subset", "sample_quality", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
-    "features", "frechet_distance", "class_entropy", "mean_pairwise_distance",
+    "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
 ]
+
+
+def test_split(n: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint, seeded random choices of ``size`` indices out of ``range(n)``, each sorted.
+
+    MNIST's test set is ordered by writer population (the first 5,000 digits
+    differ from the last 5,000), so index *slices* are biased samples and two
+    slices differ in more than chance; every subset the book evaluates on, and
+    every real-against-real reference, comes from here instead.
+    """
+    if not 0 < 2 * size <= n:
+        raise ValueError(f"two subsets of {size} do not fit in {n}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[:size].sort().values, perm[size:2 * size].sort().values
+
+
+def test_subset(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """A seeded random choice of ``size`` of ``range(n)`` (sorted): the first part of :func:`test_split`."""
+    if not 0 < size <= n:
+        raise ValueError(f"size must be in [1, {n}], got {size}")
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
 
 
 @torch.no_grad()
@@ -50,33 +72,34 @@ def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int 
 @torch.no_grad()
 def iwae_bound(
     model: nn.Module, x: torch.Tensor, k: int = 1000, recon: str = "mse",
-    batch_size: int = 100, chunk: int = 250, seed: int = 0,
+    batch_size: int = 500, max_codes: int = 32_768, seed: int = 0,
 ) -> float:
     """Importance-weighted lower bound on log p(x) (Burda et al., 2016), mean per image in nats.
 
     log p(x) >= E[log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)], z_i ~ q(z|x).
-    k = 1 gives the ELBO; the bound tightens as k grows.
+    k = 1 gives the ELBO; the bound tightens as k grows. Runs where the model
+    is: ``batch_size`` images at a time, decoding at most ``max_codes`` codes in
+    one call (which bounds the memory), and summing on the device.
     """
-    total = 0.0
     log2pi = math.log(2 * math.pi)
     with eval_mode(model) as dev, seeded(seed, dev):
+        total = torch.zeros((), dtype=torch.float64, device=dev)
         for xb in x.split(batch_size):
             xb = xb.to(dev)
             mu, logvar = model.encode(xb)  # (B, D)
             std = torch.exp(0.5 * logvar)
+            chunk = max(1, min(k, max_codes // len(xb)))  # importance samples per decoder call
             log_w = []
             for start in range(0, k, chunk):
-                s = min(chunk, k - start)
-                eps = torch.randn(s, *mu.shape, device=dev)  # (S, B, D)
+                eps = torch.randn(min(chunk, k - start), *mu.shape, device=dev)  # (S, B, D)
                 z = mu + std * eps
-                x_logits = model.decode(z.flatten(0, 1))  # (S*B, 1, 28, 28)
-                log_px = decoder_log_prob(x_logits, xb.repeat(s, 1, 1, 1), recon).view(s, -1)  # (S, B)
+                x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
+                log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
                 log_pz = -0.5 * (z.pow(2) + log2pi).sum(-1)
                 log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(-1)
                 log_w.append(log_px + log_pz - log_qz)
-            log_w = torch.cat(log_w)  # (k, B)
-            total += float((torch.logsumexp(log_w, 0) - math.log(k)).sum())
-    return total / len(x)
+            total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
+    return float(total) / len(x)
 
 
 def knn_accuracy(
@@ -129,6 +152,35 @@ def switches_once(pred: torch.Tensor, a: int, b: int) -> bool:
     return p[0] == a and p[-1] == b and changes == 1
 
 
+@dataclass
+class Judgement:
+    """What the classifier says about a set of images, from one pass over them."""
+
+    probs: torch.Tensor  # (N, K) class probabilities
+    features: torch.Tensor  # (N, F) penultimate-layer features
+
+    @property
+    def pred(self) -> torch.Tensor:
+        return self.probs.argmax(1)
+
+    @property
+    def confidence(self) -> float:
+        """Mean top-class probability."""
+        return float(self.probs.max(1).values.mean())
+
+
+@torch.no_grad()
+def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> Judgement:
+    """Class probabilities and features of images ``(N, 1, 28, 28)`` in one pass, computed where the classifier is."""
+    probs, feats = [], []
+    with eval_mode(classifier) as dev:
+        for xb in x.split(batch_size):
+            out = classifier(xb.to(dev))
+            probs.append(torch.softmax(out.logits, 1).cpu())
+            feats.append(out.features.cpu())
+    return Judgement(torch.cat(probs), torch.cat(feats))
+
+
 @torch.no_grad()
 def features(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
@@ -140,16 +192,18 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     """Frechet distance between Gaussians fitted to two feature sets ``(N, F)`` (as in FID).
 
     ||m_a - m_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^{1/2}). Zero for identical
-    statistics; grows as either the mean or the spread of the sets differ.
+    statistics; grows as either the mean or the spread of the sets differ. The
+    trace of the matrix square root is computed as the sum of the square roots of
+    the eigenvalues of the symmetric S_a^{1/2} S_b S_a^{1/2} (the same number, and
+    stable where S_a S_b is singular, which ``scipy.linalg.sqrtm`` warns about).
     """
-    from scipy import linalg
-
-    a, b = np.asarray(feats_a, dtype=np.float64), np.asarray(feats_b, dtype=np.float64)
+    a, b = torch.as_tensor(feats_a, dtype=torch.float64), torch.as_tensor(feats_b, dtype=torch.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    covmean = covmean.real  # rounding can leave a tiny imaginary part
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    sqrt_a = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+    tr_covmean = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * tr_covmean)
 
 
 def class_entropy(pred: torch.Tensor, n_classes: int = 10) -> float:
@@ -168,3 +222,19 @@ def mean_pairwise_distance(feats: torch.Tensor, n_pairs: int = 20_000, seed: int
     i = torch.randint(n, (n_pairs,), generator=g)
     j = (i + torch.randint(1, n, (n_pairs,), generator=g)) % n  # never the same row
     return float((feats[i] - feats[j]).norm(dim=1).mean())
+
+
+def sample_quality(judged: Judgement, reference: torch.Tensor) -> dict[str, float]:
+    """The numbers the book reports for a set of images, from one pass of the judge over them.
+
+    ``reference``: the judge's features of real test digits (another random
+    subset than any judged real digits, see :func:`test_split`). The Frechet
+    distance uses the judge's own features, so it is *not* comparable with
+    published FIDs, which use Inception-v3 features of natural images.
+    """
+    return {
+        "confidence": judged.confidence,
+        "Frechet distance": frechet_distance(judged.features, reference),
+        "class entropy (nats)": class_entropy(judged.probs),
+        "pairwise feature distance": mean_pairwise_distance(judged.features),
+    }

@@ -20,9 +20,18 @@ from .latent import decode
 from .models import ModelConfig
 
 __all__ = [
-    "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
+    "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
     "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
 ]
+
+
+def source(*objects):
+    """The source code of functions or classes, syntax-highlighted for a notebook (``IPython.display.Code``)."""
+    import inspect
+
+    from IPython.display import Code
+
+    return Code("\n\n".join(inspect.getsource(o).rstrip() for o in objects), language="python")
 
 
 def palette(n: int = 10) -> list:

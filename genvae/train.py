@@ -1,8 +1,20 @@
-"""The training loop, in plain sight: ``fit`` calls ``train_epoch`` and ``evaluate``.
+"""The training loop, in plain sight: ``fit`` calls ``train_epoch``, which calls ``train_step``.
 
-No framework: batches are index slices of in-memory tensors, the optimiser is
-Adam, and the loss is :func:`genvae.losses.objective`. ``fit`` returns the
-per-epoch history so chapters can plot loss curves.
+No framework. Batches are index slices of in-memory tensors that live on the
+training device, the optimiser is Adam (fused where the device supports it) and
+the loss is :func:`genvae.losses.objective`. The loop is written for a GPU as
+much as for a laptop:
+
+* **no host sync per step**: loss parts accumulate in device tensors, and the
+  host looks at them every ``check_every`` steps (finiteness check, progress
+  bar) and at the end of each epoch;
+* **the shuffle order is drawn on the CPU** from the seeded generator and then
+  indexes the data on the device, so a CPU and a GPU see the same batches;
+* **on CUDA the whole step can be replayed as one CUDA graph** (see
+  :class:`GraphedStep`), which removes the launch overhead of small models.
+
+The same loop (:func:`training_epochs`) trains a *stack* of models (a grid over beta, gamma or the seed,
+see :mod:`genvae.stack`): the loss parts then have one entry per member.
 """
 
 from __future__ import annotations
@@ -10,25 +22,32 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Callable, Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as gdata
-from .losses import RECON_KINDS, LossParts, objective
+from .losses import RECON_KINDS, objective
 from .models import ModelConfig, build_model
-from .settings import default_device
+from .settings import cuda_graphs_enabled, default_device
 from .utils import eval_mode, seeded
-
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
 QUICK_EPOCHS = 2
 QUICK_TRAIN_SIZE = 6000
 
+SCHEDULES = ("constant", "onecycle")
+PRECISIONS = ("fp32", "bf16")
+
+# A loss function maps a batch (x, y) to named loss parts: 0-d tensors for one
+# model, (N,) tensors for a stack of N models.
+LossFn = Callable[[Tensor, Tensor], dict[str, Tensor]]
+
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the message names the epoch and step."""
+    """The loss became NaN or infinite; the message names the epoch and the first bad step."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +57,7 @@ class TrainConfig:
     Attributes:
         dataset: ``"mnist"`` or ``"fashion-mnist"``.
         epochs: passes over the training set.
-        batch_size, lr: Adam's mini-batch size and learning rate.
+        batch_size, lr: Adam's mini-batch size and (peak) learning rate.
         seed: seeds initialisation, shuffling and the reparameterisation noise.
         recon: ``"mse"`` or ``"bce"`` reconstruction term.
         beta: weight of the KL term (VAEs).
@@ -46,6 +65,10 @@ class TrainConfig:
         binarize: train on stochastically binarised images (a fresh draw per batch),
             evaluate on one fixed binarisation of the test set.
         train_size: train on a seeded subset of this many images (quick mode).
+        schedule: ``"constant"`` learning rate, or ``"onecycle"``: warm up to ``lr``
+            over the first 30% of the steps, then anneal (``torch.optim.lr_scheduler.OneCycleLR``).
+        precision: ``"fp32"``, or ``"bf16"`` autocast for the training forward pass
+            (evaluation always runs in fp32).
     """
 
     dataset: str = "mnist"
@@ -58,12 +81,18 @@ class TrainConfig:
     gamma: float = 1.0
     binarize: bool = False
     train_size: int | None = None
+    schedule: str = "constant"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.dataset not in gdata.DATASETS:
             raise ValueError(f"dataset must be one of {sorted(gdata.DATASETS)}, got {self.dataset!r}")
         if self.recon not in RECON_KINDS:
             raise ValueError(f"recon must be one of {RECON_KINDS}, got {self.recon!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
         if self.beta < 0 or self.gamma < 0:
@@ -100,58 +129,158 @@ class History:
         return sum(e["seconds"] for e in self.epochs)
 
 
-def _loss_kwargs(cfg: TrainConfig) -> dict:
-    return {"recon": cfg.recon, "beta": cfg.beta, "gamma": cfg.gamma}
+def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32"):
+    """``model(x)``, under bf16 autocast when asked; the output's tensors always come back in fp32."""
+    if precision == "fp32":
+        return model(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):  # no cache: CUDA-graph safe
+        out = model(x)
+    return type(out)(**{k: v.float() for k, v in vars(out).items()})
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None = None):
-    """Index tensors covering range(n); shuffled when a generator is given."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    return order.split(batch_size)
+def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: str = "mse", beta=1.0, gamma=1.0,
+                 precision: str = "fp32") -> dict[str, Tensor]:
+    """Loss parts of one batch (the loss itself in fp32), plus ``acc`` for models with class logits."""
+    out = forward(model, x, precision)
+    parts = objective(out, x, y, recon=recon, beta=beta, gamma=gamma).tensors()
+    if getattr(out, "logits", None) is not None:
+        parts["acc"] = (out.logits.argmax(1) == y).float().mean()
+    return parts
 
 
-def train_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    cfg: TrainConfig,
-    *,
-    epoch: int = 1,
-    generator: torch.Generator | None = None,
-    bar: tqdm | None = None,
-) -> dict[str, float]:
-    """One pass over ``(x, y)`` in shuffled mini-batches; returns the mean loss parts."""
-    model.train()
-    sums: dict[str, float] = {}
-    n_seen = 0
-    for step, idx in enumerate(_batches(len(x), cfg.batch_size, generator), start=1):
-        xb, yb = x[idx], y[idx]
-        if cfg.binarize:
-            xb = gdata.binarize(xb)  # a fresh draw per batch acts as data augmentation
-        parts = objective(model(xb), xb, yb, **_loss_kwargs(cfg))
-        value = float(parts.total.detach())
-        if not math.isfinite(value):
+def loss_fn(model: nn.Module, cfg: TrainConfig) -> LossFn:
+    """The training loss of ``model`` under ``cfg``, as a function of a batch ``(x, y)``."""
+    kw = dict(recon=cfg.recon, beta=cfg.beta, gamma=cfg.gamma, precision=cfg.precision)
+    return lambda x, y: batch_losses(model, x, y, **kw)
+
+
+def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam; the fused kernel on CUDA and CPU (one kernel for all parameters), the default elsewhere."""
+    fused = device.type in ("cuda", "cpu")
+    # A tensor learning rate lets a CUDA graph see the schedule's updates.
+    lr = torch.tensor(cfg.lr, device=device) if device.type == "cuda" else cfg.lr
+    return torch.optim.Adam(params, lr=lr, fused=fused, capturable=device.type == "cuda")
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The learning-rate schedule named by ``cfg.schedule`` (``None`` for a constant rate)."""
+    if cfg.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, cycle_momentum=False)
+
+
+def train_step(loss: LossFn, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, idx: Tensor,
+               cfg: TrainConfig) -> dict[str, Tensor]:
+    """One mini-batch ``x[idx]``: forward, loss, backward, Adam. Returns the loss parts, still on the device."""
+    xb, yb = x[idx], y[idx]
+    if cfg.binarize:
+        xb = torch.bernoulli(xb)  # a fresh draw per batch acts as data augmentation
+    parts = loss(xb, yb)
+    optimizer.zero_grad(set_to_none=True)
+    parts["total"].sum().backward()  # a stack of models: the sum of their independent losses
+    optimizer.step()
+    return {k: v.detach().float() for k, v in parts.items()}
+
+
+def train_epoch(step: Callable[[Tensor], dict[str, Tensor]], order: Tensor, batch_size: int,
+                watch: "Watch", scheduler=None) -> dict[str, Tensor]:
+    """One pass over the data in ``order`` (indices on the device). Returns the mean loss parts, on the device."""
+    sums: dict[str, Tensor] = {}
+    for i, idx in enumerate(order.split(batch_size, dim=-1)):
+        parts = step(idx)
+        if scheduler is not None:
+            scheduler.step()
+        for k, v in parts.items():
+            sums[k] = sums[k] + v * idx.shape[-1] if k in sums else v * idx.shape[-1]
+        watch.update(i, parts["total"])  # the host looks only every few steps
+    return {k: v / order.shape[-1] for k, v in sums.items()}
+
+
+class Watch:
+    """Keeps every step's loss in a device buffer and reads it on the host every ``every`` steps.
+
+    A reading checks that all losses since the last one are finite (naming the
+    first bad step, and the stack member, when one is not) and moves the
+    progress bar. Reading rarely is what lets a GPU run ahead of the host.
+    """
+
+    def __init__(self, steps: int, members: int, device: torch.device, bar=None, every: int = 50):
+        self.buf = torch.zeros(steps, members, device=device)
+        self.steps, self.every, self.bar = steps, every, bar
+        self.epoch, self.seen = 1, 0
+
+    def start(self, epoch: int) -> None:
+        self.epoch, self.seen = epoch, 0
+
+    def update(self, i: int, total: Tensor) -> None:
+        self.buf[i] = total
+        if (i + 1) % self.every == 0 or i + 1 == self.steps:
+            self.read(i + 1)
+
+    def read(self, upto: int) -> None:
+        chunk = self.buf[self.seen:upto]
+        bad = ~torch.isfinite(chunk)
+        if bool(bad.any()):  # one host sync per `every` steps
+            step, member = (int(v) for v in bad.nonzero()[0])
+            which = f" (stack member {member})" if self.buf.shape[1] > 1 else ""
             raise TrainingDiverged(
-                f"loss became {value} at epoch {epoch}, step {step}; "
-                "try a smaller learning rate or check the inputs"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        parts.total.backward()
-        optimizer.step()
-        for k, v in parts.to_dict().items():
-            sums[k] = sums.get(k, 0.0) + v * len(idx)
-        n_seen += len(idx)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{sums['total'] / n_seen:.4g}", refresh=False)
-    return {k: v / n_seen for k, v in sums.items()}
+                f"loss became {float(chunk[step, member])} at epoch {self.epoch}, step {self.seen + step + 1}{which}; "
+                "try a smaller learning rate or check the inputs")
+        if self.bar is not None:
+            self.bar.update(upto - self.seen)
+            self.bar.set_postfix(epoch=self.epoch, loss=f"{float(chunk[-1].mean()):.4g}", refresh=False)
+        self.seen = upto
+
+
+class GraphedStep:
+    """A training step captured once as a CUDA graph and replayed for every full batch.
+
+    The first ``warmup`` calls run eagerly on a side stream (CUDA graphs need the
+    optimiser state and the allocator warmed up); the next full-size batch is
+    captured, and from then on one ``replay`` does forward, backward and Adam.
+    A batch of another size (the last one of an epoch) runs eagerly. The
+    returned parts are the graph's static outputs: read them before the next call.
+    """
+
+    def __init__(self, step: Callable[[Tensor], dict[str, Tensor]], batch_shape: torch.Size, warmup: int = 3):
+        self.step, self.batch_shape, self.warmup = step, batch_shape, warmup
+        self.calls, self.graph = 0, None
+
+    def __call__(self, idx: Tensor) -> dict[str, Tensor]:
+        if idx.shape != self.batch_shape:
+            return self.step(idx)
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self.step(idx)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.idx = idx.clone()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out = self.step(self.idx)
+        self.idx.copy_(idx)
+        self.graph.replay()
+        return self.out
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, *, batch_size: int = 1000, seed: int = 0
-) -> dict[str, float]:
+def evaluate_fn(loss: LossFn, x: Tensor, y: Tensor, *, batch_size: int = 1000, seed: int = 0) -> dict[str, Tensor]:
+    """Mean loss parts of ``loss`` over ``(x, y)``, on the device; the noise comes from a forked RNG seeded with ``seed``."""
+    sums: dict[str, Tensor] = {}
+    with seeded(seed, x.device):
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+            for k, v in loss(xb, yb).items():
+                sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
+    return {k: v / len(x) for k, v in sums.items()}
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_size: int = 1000,
+             seed: int = 0) -> dict[str, float]:
     """Mean loss parts on ``(x, y)`` in eval mode, plus ``acc`` for models with class logits.
 
     VAEs stay stochastic (one z per image, as in training), so the result is an
@@ -159,20 +288,81 @@ def evaluate(
     forked RNG seeded with ``seed``: evaluating never shifts the training's
     random stream, and the same model always gets the same number.
     """
-    sums: dict[str, float] = {}
-    correct = 0
-    with eval_mode(model), seeded(seed, x.device):
-        for idx in _batches(len(x), batch_size):
-            out = model(x[idx])
-            parts: LossParts = objective(out, x[idx], y[idx], **_loss_kwargs(cfg))
-            for k, v in parts.to_dict().items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            if getattr(out, "logits", None) is not None:
-                correct += int((out.logits.argmax(1) == y[idx]).sum())
-    result = {k: v / len(x) for k, v in sums.items()}
-    if "ce" in result:  # models with class logits also report accuracy
-        result["acc"] = correct / len(x)
-    return result
+    with eval_mode(model) as dev:
+        result = evaluate_fn(loss_fn(model, replace(cfg, precision="fp32")), x.to(dev), y.to(dev), batch_size=batch_size, seed=seed)
+    return {k: float(v) for k, v in result.items()}
+
+
+def epoch_order(n: int, generators: list[torch.Generator], device: torch.device) -> Tensor:
+    """A shuffled order of ``range(n)`` per generator, drawn on the CPU, moved to ``device``.
+
+    One generator gives ``(n,)``; several (a stack whose members have their own
+    seeds) give ``(N, n)``, so that every member sees the batches it would see alone.
+    """
+    orders = [torch.randperm(n, generator=g) for g in generators]
+    return (orders[0] if len(orders) == 1 else torch.stack(orders)).to(device)
+
+
+def training_epochs(
+    trainee: nn.Module,
+    train_loss: LossFn,
+    eval_loss: LossFn,
+    data: gdata.ImageData,
+    cfg: TrainConfig,
+    *,
+    seeds: list[int],
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "training",
+    check_every: int = 50,
+) -> Iterator[dict]:
+    """The loop behind :func:`fit` and :func:`genvae.stack.fit_stack`, one epoch per ``next()``.
+
+    ``trainee`` holds the parameters (a model or a stack); ``train_loss`` and
+    ``eval_loss`` compute its loss parts; ``seeds`` has one entry per member and
+    seeds each member's shuffle order. Yields one record per epoch, after the
+    epoch's test evaluation, whose loss parts are floats (one model) or lists (a stack).
+    """
+    trainee.to(device)
+    torch.manual_seed(seeds[0])  # the reparameterisation noise of training
+    shuffles = [torch.Generator().manual_seed(s) for s in seeds]
+    if len(set(seeds)) == 1:
+        shuffles = shuffles[:1]  # one shared order: members can share each batch
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test, data.y_test
+    if cfg.binarize:  # one fixed, seeded binarisation of the test set
+        x_test = gdata.fixed_binarization(x_test)
+    x_test, y_test = x_test.to(device), y_test.to(device)
+
+    optimizer = make_optimizer(trainee.parameters(), cfg, device)
+    steps = math.ceil(len(x_train) / cfg.batch_size)
+    scheduler = make_scheduler(optimizer, cfg, steps)
+
+    def step(idx: Tensor) -> dict[str, Tensor]:
+        return train_step(train_loss, optimizer, x_train, y_train, idx, cfg)
+
+    # A CUDA graph reads the learning rate from a tensor, which the schedule must update in place.
+    lr_in_place = all(isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
+    if device.type == "cuda" and cuda_graphs_enabled() and lr_in_place:
+        batch_shape = (len(shuffles), cfg.batch_size) if len(shuffles) > 1 else (cfg.batch_size,)
+        step = GraphedStep(step, torch.Size(batch_shape))
+
+    with tqdm(total=cfg.epochs * steps, desc=desc, disable=not progress, leave=False, mininterval=0.5) as bar:
+        watch = Watch(steps, len(seeds), device, bar=bar, every=check_every)
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            watch.start(epoch)
+            trainee.train()
+            order = epoch_order(len(x_train), shuffles, device)
+            train = train_epoch(step, order, cfg.batch_size, watch, scheduler)
+            with eval_mode(trainee):
+                test = evaluate_fn(eval_loss, x_test, y_test)
+            train, test = _to_host(train), _to_host(test)  # the epoch's one full host sync
+            yield {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
+
+
+def _to_host(parts: dict[str, Tensor]) -> dict:
+    return {k: (float(v) if v.dim() == 0 else v.tolist()) for k, v in parts.items()}
 
 
 def fit(
@@ -183,6 +373,7 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training",
+    check_every: int = 50,
 ) -> History:
     """Train ``model`` on ``data.x_train`` for ``cfg.epochs``; evaluate on the test set each epoch.
 
@@ -190,27 +381,9 @@ def fit(
         TrainingDiverged: the loss became NaN or inf (the message names epoch and step).
     """
     device = torch.device(device) if device is not None else default_device()
-    model.to(device)
-    torch.manual_seed(cfg.seed)
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test, data.y_test
-    if cfg.binarize:  # one fixed, seeded binarisation of the test set
-        x_test = gdata.fixed_binarization(x_test)
-    x_test, y_test = x_test.to(device), y_test.to(device)
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history = History()
-    steps = math.ceil(len(x_train) / cfg.batch_size)
-    with tqdm(total=cfg.epochs * steps, desc=desc, disable=not progress, leave=False, mininterval=0.5) as bar:
-        for epoch in range(1, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            train = train_epoch(model, optimizer, x_train, y_train, cfg, epoch=epoch, generator=shuffle, bar=bar)
-            test = evaluate(model, x_test, y_test, cfg)
-            history.epochs.append(
-                {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
-            )
-    return history
+    epochs = training_epochs(model, loss_fn(model, cfg), loss_fn(model, replace(cfg, precision="fp32")), data, cfg,
+                             seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every)
+    return History(list(epochs))
 
 
 def train_model(
@@ -221,9 +394,12 @@ def train_model(
     progress: bool = True,
     desc: str = "training",
 ) -> tuple[nn.Module, History]:
-    """Seed, build, load the data and :func:`fit`: the whole recipe behind a config pair."""
+    """Seed, build, load the data and :func:`fit`: the whole recipe behind a config pair.
+
+    The model comes back in eval mode on the device it was trained on.
+    """
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(model_cfg)
     data = gdata.load(train_cfg.dataset, train_size=train_cfg.train_size)
     history = fit(model, data, train_cfg, device=device, progress=progress, desc=desc)
-    return model.cpu().eval(), history
+    return model.eval(), history

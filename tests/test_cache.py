@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import pytest
@@ -140,3 +141,31 @@ def test_retrain_flag_overwrites(monkeypatch):
     _train()
     calls = _count_trainings(monkeypatch)
     assert not _train(retrain=True).from_cache and calls == [1]
+
+
+def test_cached_eval_computes_once_and_recomputes_when_the_inputs_change(monkeypatch):
+    t = _train()
+    calls = []
+
+    def mean_code(model, x, scale=1.0):
+        calls.append(1)
+        with torch.no_grad():
+            return float(model.embed(x).mean()) * scale
+
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    first = cache.cached_eval(t, mean_code, x)
+    assert cache.cached_eval(t, mean_code, x) == first and calls == [1]
+    assert (t.path / "evals.json").is_file()
+    cache.cached_eval(t, mean_code, x, scale=2.0)
+    cache.cached_eval(t, mean_code, x + 1)
+    assert len(calls) == 3
+    # Retraining replaces the weights and forgets their evaluations.
+    load_or_train(MC, TC, name="tiny", progress=False, retrain=True)
+    assert not (t.path / "evals.json").exists()
+
+
+def test_cached_eval_does_not_keep_a_non_finite_number():
+    t = _train()
+    with pytest.warns(CacheWarning, match="not finite"):
+        assert math.isnan(cache.cached_eval(t, lambda model: float("nan")))
+    assert not (t.path / "evals.json").exists()

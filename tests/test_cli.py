@@ -18,17 +18,31 @@ def test_list_names_the_book_experiments(capsys):
 
 
 def test_train_quick_then_hit_the_cache(capsys):
-    assert main(["train", "ae_d8", "--quick"]) == 0
+    assert main(["train", "ae_d32", "--quick"]) == 0
     assert "trained in" in capsys.readouterr().out
-    assert main(["train", "ae_d8", "--quick", "--epochs", "1"]) == 0
-    assert main(["train", "ae_d8", "--quick"]) == 0
+    assert main(["train", "ae_d32", "--quick", "--epochs", "1"]) == 0
+    assert main(["train", "ae_d32", "--quick"]) == 0
     assert "loaded from cache" in capsys.readouterr().out.splitlines()[-2]
 
 
 def test_reproduce_only_a_subset(capsys):
     assert main(["reproduce", "--quick", "--only", "ae_d32"]) == 0
     out = capsys.readouterr().out
-    assert "[1/1] ae_d32" in out and "done: 1 models" in out
+    assert "[1/1] ae_d32" in out and "done: 1 models (1 trained)" in out
+
+
+def test_reproduce_says_what_is_left_and_how_long_it_may_take(capsys):
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--no-stack"]) == 0
+    out = capsys.readouterr().out
+    assert "2 models, 0 already cached; training 2" in out
+    assert "[1/2] ae_d2_s1" in out and "1 left, about" in out and "to go" in out
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s"]) == 0
+    assert "2 models, 2 already cached; training 0" in capsys.readouterr().out
+
+
+def test_reproduce_can_stack_a_grid_on_the_cpu(capsys):
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--stack"]) == 0
+    assert "ae_d2_s1, ae_d2_s2 (one stack of 2)" in capsys.readouterr().out
 
 
 def test_data_check(capsys, tmp_path):

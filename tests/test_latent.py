@@ -74,3 +74,20 @@ def test_pca_matches_sklearn(mnist):
     # Variance along the components decreases, as principal components should.
     v = emb.var(0)
     assert torch.all(v[:-1] >= v[1:])
+
+
+def test_pca_top_equals_a_smaller_fit(mnist):
+    x = mnist.x_train[:3000]
+    big, small = latent.PCA(16).fit(x).top(4), latent.PCA(4).fit(x)
+    torch.testing.assert_close(big.reconstruct(mnist.x_test[:50]), small.reconstruct(mnist.x_test[:50]))
+
+
+def test_fitted_gaussian_matches_the_codes_and_uses_only_its_generator():
+    z = torch.randn(5000, 2, generator=torch.Generator().manual_seed(0)) @ torch.tensor([[2.0, 0.0], [1.0, 0.5]]) + 3
+    fit = latent.FittedGaussian(z)
+    state = torch.get_rng_state()
+    s = fit.sample(20_000, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(state, torch.get_rng_state())
+    torch.testing.assert_close(s.mean(0), z.mean(0), atol=0.05, rtol=0)
+    torch.testing.assert_close(torch.cov(s.T), torch.cov(z.T), atol=0.08, rtol=0)
+    assert torch.equal(s, fit.sample(20_000, generator=torch.Generator().manual_seed(1)))

@@ -97,3 +97,49 @@ def test_accuracy_and_reconstruction_mse():
     with torch.no_grad():
         manual = float(((ae(x).x_hat - x) ** 2).mean())
     assert metrics.reconstruction_mse(ae, x) == pytest.approx(manual, rel=1e-5)
+
+
+def test_iwae_bound_does_not_depend_on_how_it_is_chunked():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("vae", latent_dim=2, hidden=(16,)))
+    x = images(7, seed=2)
+    a = metrics.iwae_bound(model, x, k=64, recon="mse", batch_size=7, max_codes=10_000)
+    b = metrics.iwae_bound(model, x, k=64, recon="mse", batch_size=3, max_codes=20)
+    # other chunks draw other noise, so equal only in distribution: same mean within a few nats' spread
+    assert a == pytest.approx(b, abs=2.0)
+    assert metrics.iwae_bound(model, x, k=64, recon="mse", batch_size=7, max_codes=10_000) == a  # seeded
+
+
+def test_test_split_gives_disjoint_random_subsets_not_slices():
+    a, b = metrics.test_split(10_000, 2000)
+    assert len(a) == len(b) == 2000 and not set(a.tolist()) & set(b.tolist())
+    assert torch.equal(a, a.sort().values) and (a < 5000).float().mean().item() == pytest.approx(0.5, abs=0.05)
+    assert torch.equal(metrics.test_split(10_000, 2000)[0], a)  # seeded
+    assert torch.equal(metrics.test_subset(10_000, 2000), a)
+    with pytest.raises(ValueError):
+        metrics.test_split(100, 60)
+
+
+def test_judge_gives_the_probabilities_and_features_of_one_pass():
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    x = images(9)
+    j = metrics.judge(clf, x, batch_size=4)
+    torch.testing.assert_close(j.probs, metrics.predict_proba(clf, x))
+    torch.testing.assert_close(j.features, metrics.features(clf, x))
+    assert j.confidence == pytest.approx(float(j.probs.max(1).values.mean()))
+    q = metrics.sample_quality(j, j.features)
+    assert q["Frechet distance"] == pytest.approx(0.0, abs=1e-6)
+    assert 0 <= q["class entropy (nats)"] <= math.log(10) and q["pairwise feature distance"] > 0
+
+
+def test_frechet_distance_equals_the_scipy_sqrtm_formula():
+    import numpy as np
+    from scipy import linalg
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 6, generator=g, dtype=torch.float64) @ torch.randn(6, 6, generator=g, dtype=torch.float64)
+    b = torch.randn(300, 6, generator=g, dtype=torch.float64) * 2 + 1
+    ca, cb = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
+    ref = ((a.mean(0) - b.mean(0)) ** 2).sum().item() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real)
+    assert metrics.frechet_distance(a, b) == pytest.approx(ref, rel=1e-9)

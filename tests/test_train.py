@@ -9,7 +9,8 @@ import torch
 
 from genvae.data import ImageData
 from genvae.models import ModelConfig, build_model
-from genvae.train import QUICK_EPOCHS, QUICK_TRAIN_SIZE, TrainConfig, TrainingDiverged, evaluate, fit
+from genvae.train import (QUICK_EPOCHS, QUICK_TRAIN_SIZE, TrainConfig, TrainingDiverged, Watch, evaluate, fit,
+                          forward)
 
 TINY_AE = ModelConfig("ae", latent_dim=4, hidden=(64,))
 
@@ -69,8 +70,50 @@ def test_binarized_training_runs(small_mnist):
     assert h.epochs[0]["test"]["kl"] > 0
 
 
+def test_watch_names_the_first_bad_step_although_it_reads_late():
+    watch = Watch(steps=20, members=1, device=torch.device("cpu"), every=50)
+    watch.start(3)
+    for i in range(19):  # no reading before the last step of the epoch
+        watch.update(i, torch.tensor([float("nan") if i >= 6 else 1.0]))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 3, step 7;"):
+        watch.update(19, torch.tensor([1.0]))
+
+
+def test_watch_names_the_stack_member_and_reads_every_n_steps():
+    reads = []
+    watch = Watch(steps=10, members=3, device=torch.device("cpu"), every=4)
+    real = watch.read
+    watch.read = lambda upto: (reads.append(upto), real(upto))
+    for i in range(8):
+        watch.update(i, torch.ones(3))
+    assert reads == [4, 8]
+    watch.update(8, torch.tensor([1.0, 1.0, float("inf")]))
+    with pytest.raises(TrainingDiverged, match=r"step 9 \(stack member 2\)"):
+        watch.update(9, torch.ones(3))
+
+
+def test_bf16_forward_comes_back_in_fp32_and_close_to_it():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig("vae", latent_dim=2, hidden=(64,))).eval()
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        full = forward(model, x)
+        torch.manual_seed(1)
+        half = forward(model, x, "bf16")
+    assert half.x_hat.dtype == half.mu.dtype == torch.float32
+    torch.testing.assert_close(half.x_hat, full.x_hat, atol=3e-2, rtol=0)
+    assert not torch.equal(half.x_hat, full.x_hat)  # it did run in reduced precision
+
+
+def test_onecycle_and_bf16_recipe_learns(small_mnist):
+    _, history = _fit(data=small_mnist, schedule="onecycle", lr=3e-3, precision="bf16")
+    assert history.series("train")[-1] < 0.8 * history.series("train")[0]
+
+
 @pytest.mark.parametrize("bad", [
     dict(epochs=0), dict(batch_size=0), dict(lr=0), dict(beta=-1), dict(recon="l1"), dict(dataset="cifar"),
+    dict(schedule="cosine"), dict(precision="fp16"),
 ])
 def test_bad_train_config(bad):
     with pytest.raises(ValueError):

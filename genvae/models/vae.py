@@ -43,10 +43,13 @@ class VAE(AutoEncoder):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images in [0, 1] decoded from z ~ N(0, I)."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
-        return self.generate(z)
+        """``n`` images in [0, 1] decoded from z ~ N(0, I), on the model's device.
+
+        z is drawn on the CPU (from ``generator`` if given), so one seed gives the
+        same codes on every device.
+        """
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return self.generate(z.to(next(self.parameters()).device))
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         """Encode, sample one z per image, decode. Always stochastic, as the ELBO needs."""

@@ -1,0 +1,676 @@
+"""genvae's speed and memory, measured side by side in one run: ``python benchmarks/run.py``.
+
+Every section prints a table, saves its measurements to
+``benchmarks/results/<section>[-<device>].json`` and regenerates
+``benchmarks/RESULTS.md`` from all the saved sections, so a section can be
+rerun alone (``--only loop``) without losing the others. Nothing here is a
+test: figures are printed and recorded, never asserted.
+
+Sections (in order):
+
+=============  ==================================================================
+``peak``       this machine's fp32 matrix-multiply peak, measured through torch
+``loop``       a PyTorch-examples-style VAE loop (torchvision ``MNIST`` +
+               ``ToTensor`` + ``DataLoader``) against genvae's loop on the same
+               784-400-20 VAE, interleaved A/B/A/B; s/epoch, ratio, test losses,
+               FLOPs per epoch and the fraction of the fp32 peak
+``stack``      a grid of models trained one by one against one stacked model
+               (``torch.func``); on CUDA also with the step replayed as a CUDA graph
+``precision``  fp32 against bf16 autocast (and TF32 on CUDA), s/epoch per family
+``reproduce``  cold ``genvae reproduce`` (full mode) into an empty cache: seconds
+               and peak RSS per training unit, and the total
+``headlines``  the book's headline numbers from the trained models, against
+               their tolerances
+``chapters``   every chapter executed in full mode with a warm cache (nbclient):
+               seconds and peak RSS of the kernel
+``book``       the warm full-mode ``jupyter-book build``
+``quick``      the quick CI path: nbval over book/ and the quick book build,
+               each with an empty quick-mode cache
+=============  ==================================================================
+
+Run:  python benchmarks/run.py [--only SECTION ...] [--skip SECTION ...] [--device cuda]
+      python benchmarks/run.py --render        # only rewrite RESULTS.md from results/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(ROOT))
+
+import genvae  # noqa: E402
+from genvae import experiments, latent, metrics  # noqa: E402
+from genvae.models import ModelConfig, build_model  # noqa: E402
+from genvae.settings import data_root  # noqa: E402
+from genvae.stack import fit_stack  # noqa: E402
+from genvae.train import TrainConfig, fit, loss_fn, training_epochs  # noqa: E402
+
+SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines", "chapters", "book", "quick"]
+GPU_SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class PeakRSS:
+    """Samples the resident memory of a process (and its children) every 50 ms; ``.peak`` in bytes."""
+
+    def __init__(self, pid: int | None = None):
+        import psutil
+
+        self.proc = psutil.Process(pid or os.getpid())
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _rss(self) -> int:
+        try:
+            procs = [self.proc, *self.proc.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs)
+        except Exception:  # a child ended between the listing and the reading
+            return 0
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self._rss()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def gib(n: float) -> float:
+    return round(n / 2**30, 2)
+
+
+def machine(device: torch.device) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu, "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def save(section: str, device: torch.device, result: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "" if device.type == "cpu" else f"-{device.type}"
+    result = {"section": section, "machine": machine(device), **result}
+    (RESULTS / f"{section}{suffix}.json").write_text(json.dumps(result, indent=1))
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), numbers printed compactly."""
+    if not rows:
+        return "(no rows)\n"
+    columns = columns or list(rows[0])
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- peak
+
+def matmul_peak(device: torch.device, dtype=torch.float32, sizes=(1024, 2048, 4096)) -> float:
+    """Best GFLOP/s of square matrix products through torch (fp32 unless told)."""
+    best = 0.0
+    for n in sizes:
+        a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+        reps = max(3, int(2e11 / (2 * n**3))) if device.type == "cuda" else 3
+        for _ in range(2):
+            a @ b
+        sync(device)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                a @ b
+            sync(device)
+            best = max(best, 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def section_peak(device: torch.device) -> dict:
+    rows = []
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        rows.append({"what": "fp32 matmul", "GFLOP/s": matmul_peak(device, sizes=(4096, 8192))})
+        torch.backends.cuda.matmul.allow_tf32 = True
+        rows.append({"what": "tf32 matmul", "GFLOP/s": matmul_peak(device, sizes=(4096, 8192))})
+        torch.backends.cuda.matmul.allow_tf32 = False
+        rows.append({"what": "bf16 matmul", "GFLOP/s": matmul_peak(device, torch.bfloat16, sizes=(4096, 8192))})
+    else:
+        rows.append({"what": "fp32 matmul", "GFLOP/s": matmul_peak(device)})
+    print(table(rows))
+    return {"rows": rows, "fp32_gflops": rows[0]["GFLOP/s"]}
+
+
+# --------------------------------------------------------------------------- loop
+
+class ExamplesVAE(nn.Module):
+    """The VAE of the PyTorch examples repository, written the way it is written there."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21 = nn.Linear(400, 20)
+        self.fc22 = nn.Linear(400, 20)
+        self.fc3 = nn.Linear(20, 400)
+        self.fc4 = nn.Linear(400, 784)
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def examples_loss(recon_x, x, mu, logvar):
+    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+class ExamplesLoop:
+    """torchvision MNIST + ToTensor + DataLoader(batch_size=128, shuffle=True), Adam 1e-3, one ``.item()`` per step."""
+
+    def __init__(self, device: torch.device):
+        import torchvision
+        from torchvision.transforms import ToTensor
+
+        root = str(data_root())
+        self.train = torch.utils.data.DataLoader(
+            torchvision.datasets.MNIST(root, train=True, download=False, transform=ToTensor()),
+            batch_size=128, shuffle=True)
+        self.test = torch.utils.data.DataLoader(
+            torchvision.datasets.MNIST(root, train=False, download=False, transform=ToTensor()), batch_size=1000)
+        self.device = device
+        torch.manual_seed(0)
+        self.model = ExamplesVAE().to(device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+
+    def epoch(self) -> None:
+        self.model.train()
+        train_loss = 0.0
+        for data, _ in self.train:
+            data = data.to(self.device)
+            self.opt.zero_grad()
+            loss = examples_loss(*self.model(data), data)
+            loss.backward()
+            train_loss += loss.item()
+            self.opt.step()
+        self.last = self._test()  # the examples test after every epoch
+
+    @torch.no_grad()
+    def _test(self) -> float:
+        self.model.eval()
+        total = sum(examples_loss(*self.model(d.to(self.device)), d.to(self.device)).item() for d, _ in self.test)
+        return total / len(self.test.dataset)
+
+    def test_loss(self) -> float:
+        return self.last
+
+
+class GenvaeLoop:
+    """genvae's loop (:func:`genvae.train.training_epochs`) on the same 784-400-20 VAE, one epoch per call."""
+
+    def __init__(self, device: torch.device, cfg: TrainConfig, data):
+        self.cfg, self.data = cfg, data
+        torch.manual_seed(0)
+        self.model = build_model(ModelConfig("vae", latent_dim=20, hidden=(400,)))
+        self._epochs = training_epochs(
+            self.model, loss_fn(self.model, cfg), loss_fn(self.model, replace(cfg, precision="fp32")), data,
+            replace(cfg, epochs=1000), seeds=[cfg.seed], device=device, progress=False)
+
+    def epoch(self) -> None:
+        self.last = next(self._epochs)  # trains one epoch and evaluates on the test set, like the examples' loop
+
+    def test_loss(self) -> float:
+        return self.last["test"]["total"]
+
+
+def epoch_flops(model: nn.Module, cfg: TrainConfig, n: int) -> float:
+    """FLOPs of one training epoch, counted by torch's FlopCounterMode on one batch and scaled."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = model.cpu()
+    x = torch.rand(cfg.batch_size, 1, 28, 28).round()
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model, replace(cfg, precision="fp32"))(x, torch.zeros(cfg.batch_size, dtype=torch.long))["total"].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / cfg.batch_size * n
+
+
+def section_loop(device: torch.device, epochs: int, peak: float | None) -> dict:
+    data = genvae.data.load("mnist")
+    base = TrainConfig(batch_size=128, lr=1e-3, recon="bce")
+    loops = {"examples (DataLoader + ToTensor)": ExamplesLoop(device),
+             "genvae, batch 128": GenvaeLoop(device, base, data)}
+    extra = {"genvae, batch 256": GenvaeLoop(device, replace(base, batch_size=256), data),
+             "genvae, batch 128, bf16": GenvaeLoop(device, replace(base, precision="bf16"), data)}
+    times = {name: [] for name in [*loops, *extra]}
+    for e in range(epochs):  # A/B/A/B: the two loops alternate, so drifts of the machine hit both
+        for name, loop in loops.items():
+            t0 = time.perf_counter()
+            loop.epoch()
+            times[name].append(time.perf_counter() - t0)
+        print(f"  epoch {e + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f} s" for n in loops), flush=True)
+    for name, loop in extra.items():
+        for _ in range(max(2, epochs - 1)):
+            t0 = time.perf_counter()
+            loop.epoch()
+            times[name].append(time.perf_counter() - t0)
+    flops = epoch_flops(loops["genvae, batch 128"].model, base, len(data.x_train))
+    rows = []
+    for name, loop in {**loops, **extra}.items():
+        med = statistics.median(times[name])
+        row = {"loop": name, "median s/epoch": med, "epochs": len(times[name]), "test loss (nats/image)": loop.test_loss()}
+        if "bf16" not in name and peak:
+            row["fraction of fp32 peak"] = flops / med / 1e9 / peak
+        rows.append(row)
+    ratio = rows[0]["median s/epoch"] / rows[1]["median s/epoch"]
+    print(table(rows))
+    print(f"ratio examples / genvae at batch 128: {ratio:.2f}x; {flops / 1e9:.0f} GFLOP per epoch (FlopCounterMode)")
+    return {"rows": rows, "ratio": ratio, "gflop_per_epoch": flops / 1e9, "peak_gflops": peak}
+
+
+# --------------------------------------------------------------------------- stack
+
+def _timed(f, device):
+    sync(device)
+    t0 = time.perf_counter()
+    out = f()
+    sync(device)
+    return time.perf_counter() - t0, out
+
+
+def section_stack(device: torch.device, members: int, epochs: int) -> dict:
+    """``members`` MLP VAEs (the book's grid architecture) one by one against one stack."""
+    data = genvae.data.load("mnist")
+    grid_exp = experiments.vae(2)
+    mc, tc = grid_exp.model, replace(grid_exp.train, epochs=epochs)
+    cfgs = [replace(tc, beta=b) for b in torch.linspace(0.5, 4, members).tolist()]
+    modes = [("eager", "0")] + ([("CUDA graph", "1")] if device.type == "cuda" else [])
+    rows = []
+    for mode, flag in modes:
+        os.environ["GENVAE_CUDA_GRAPH"] = flag
+        one_by_one, _ = _timed(lambda: [fit(build_model(mc), data, c, device=device, progress=False) for c in cfgs],
+                               device)
+        stacked, _ = _timed(lambda: fit_stack(mc, cfgs, data, device=device, progress=False), device)
+        for how, t in (("one by one", one_by_one), (f"one stack of {members}", stacked)):
+            rows.append({"training": how, "step": mode, "models": members, "epochs": epochs,
+                         "seconds": t, "s per model-epoch": t / members / epochs})
+    os.environ.pop("GENVAE_CUDA_GRAPH", None)
+    base = rows[0]["seconds"]
+    for r in rows:
+        r["speed-up vs eager one by one"] = base / r["seconds"]
+    print(table(rows))
+    return {"rows": rows, "model": mc.to_dict(), "train": tc.to_dict()}
+
+
+# --------------------------------------------------------------------------- precision
+
+def section_precision(device: torch.device, images: int) -> dict:
+    data = genvae.data.load("mnist", train_size=images)
+    cases = [("MLP autoencoder", experiments.mlp_ae(2)), ("MLP VAE", experiments.vae(2)),
+             ("conv autoencoder", experiments.conv_ae(2)), ("CNN classifier", experiments.classifier())]
+    variants = [("fp32", "fp32", False), ("bf16 autocast", "bf16", False)]
+    if device.type == "cuda":
+        variants.insert(1, ("tf32", "fp32", True))
+    rows = []
+    for name, exp in cases:
+        row = {"model": name, "batch": exp.train.batch_size}
+        for label, precision, tf32 in variants:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            cfg = replace(exp.train, epochs=2, precision=precision)
+            torch.manual_seed(0)
+            h = fit(build_model(exp.model), data, cfg, device=device, progress=False)
+            row[f"{label} s/epoch"] = h.epochs[-1]["seconds"] * 60_000 / images  # the 2nd epoch, warm
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        row["bf16 speed-up"] = row["fp32 s/epoch"] / row["bf16 autocast s/epoch"]
+        rows.append(row)
+    print(table(rows))
+    return {"rows": rows, "images": images}
+
+
+# --------------------------------------------------------------------------- reproduce
+
+@contextmanager
+def temporary_cache(keep: str | None):
+    """Point GENVAE_CACHE at an empty folder (or at ``keep``) for the block."""
+    old = os.environ.get("GENVAE_CACHE")
+    path = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="genvae-bench-"))
+    os.environ["GENVAE_CACHE"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("GENVAE_CACHE")
+        else:
+            os.environ["GENVAE_CACHE"] = old
+
+
+def section_reproduce(device: torch.device, cache: Path) -> dict:
+    stack = device.type == "cuda"
+    todo = list(experiments.REGISTRY.values())
+    if any(e.is_cached(False) for e in todo):
+        raise RuntimeError(f"the cache {cache} is not empty: the reproduce section needs a cold one")
+    rows = []
+    t_all = time.perf_counter()
+    with PeakRSS() as total_rss:
+        for unit in experiments.plan(todo, stack):
+            with PeakRSS() as rss:
+                t, trained = _timed(lambda: experiments.load_all(unit, device=device, progress=False), device)
+            rows.append({"unit": ", ".join(e.name for e in unit), "models": len(unit), "seconds": t,
+                         "peak RSS (GiB)": gib(rss.peak)})
+            print(f"  {rows[-1]['unit']}: {t:.1f} s, {gib(rss.peak)} GiB", flush=True)
+    total = time.perf_counter() - t_all
+    print(table(rows))
+    print(f"cold reproduce: {len(todo)} models in {total:.1f} s; peak RSS {gib(total_rss.peak)} GiB")
+    return {"rows": rows, "total_seconds": total, "models": len(todo), "peak_rss_gib": gib(total_rss.peak),
+            "stacked": stack}
+
+
+# --------------------------------------------------------------------------- headlines
+
+def section_headlines(device: torch.device) -> dict:
+    """The headline numbers the recipes must keep (issue: the fast book), from the cached models."""
+    mnist = genvae.data.load("mnist")
+    rows = []
+
+    def add(what, value, target, ok):
+        rows.append({"number": what, "value": value, "tolerance": target, "within": "yes" if ok else "NO"})
+
+    ae = experiments.mlp_ae(2).load(device=device, progress=False)
+    mse = metrics.reconstruction_mse(ae.model, mnist.x_test)
+    add("AE d=2 test MSE per pixel", mse, "<= 0.0381", mse <= 0.0381)
+    clf = experiments.classifier().load(device=device, progress=False)
+    acc = metrics.accuracy(metrics.predict_proba(clf.model, mnist.x_test), mnist.y_test)
+    add("classifier test accuracy", acc, ">= 0.99", acc >= 0.99)
+    ms = experiments.multistage(2, beta=1.0).load(device=device, progress=False).model
+    knn = metrics.knn_accuracy(latent.encode(ms, mnist.x_train), mnist.y_train, latent.encode(ms, mnist.x_test),
+                               mnist.y_test)
+    add("multi-stage kNN accuracy, beta = 1", knn, ">= 0.95", knn >= 0.95)
+    bern = experiments.bernoulli_vae().load(device=device, progress=False).model
+    x_bin = genvae.data.fixed_binarization(mnist.x_test)[metrics.test_subset(len(mnist.x_test), 2000)]
+    nll = -metrics.iwae_bound(bern, x_bin, k=1000, recon="bce")
+    add("Bernoulli VAE IWAE bound on -log p(x), k = 1000, 2,000 random test images", nll, "<= 92", nll <= 92)
+    for fam, build in (("VAE", lambda b: experiments.vae(2, beta=b)),
+                       ("multi-stage", lambda b: experiments.multistage(2, beta=b))):
+        kl, rec = [], []
+        for b in experiments.BETAS:
+            m = build(b).load(device=device, progress=False).model
+            e = metrics.elbo(m, mnist.x_test)
+            kl.append(e["kl"])
+            rec.append(metrics.reconstruction_mse(m, mnist.x_test))
+        falls = all(a > b for a, b in zip(kl, kl[1:]))
+        rises = all(a < b for a, b in zip(rec, rec[1:]))
+        add(f"{fam}: KL falls as beta grows {experiments.BETAS}", [round(v, 2) for v in kl], "falls", falls)
+        add(f"{fam}: recon MSE rises as beta grows", [round(v, 4) for v in rec], "rises", rises)
+    knns = []
+    for g in experiments.GAMMAS:
+        m = experiments.multistage(2, beta=1.0, gamma=g).load(device=device, progress=False).model
+        knns.append(metrics.knn_accuracy(latent.encode(m, mnist.x_train), mnist.y_train,
+                                         latent.encode(m, mnist.x_test), mnist.y_test))
+    add(f"multi-stage kNN accuracy over gamma {experiments.GAMMAS}", [round(v, 3) for v in knns],
+        "grows with gamma", all(a <= b + 0.005 for a, b in zip(knns, knns[1:])))
+    held = {claim: 0 for claim in ((3, 8), (4, 9))}
+    for s in experiments.SEEDS:
+        m = experiments.mlp_ae(2, seed=s).load(device=device, progress=False).model
+        d = latent.distance_matrix(latent.centroids(latent.encode(m, mnist.x_test), mnist.y_test))
+        for a, b in held:
+            held[(a, b)] += latent.neighbour_rank(d, a, b) <= 2
+    for (a, b), h in held.items():
+        add(f"{b} among the 2 nearest classes of {a}, AE seeds", f"{h} of {len(experiments.SEEDS)}", "reported", True)
+    print(table(rows))
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------- chapters, book, quick
+
+def chapters() -> list[Path]:
+    return sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+
+
+def section_chapters(device: torch.device, quick: bool = False) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+
+    env_quick = os.environ.get("GENVAE_QUICK")
+    os.environ["GENVAE_QUICK"] = "1" if quick else "0"
+    rows = []
+    try:
+        for path in chapters():
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+            t0 = time.perf_counter()
+            with client.setup_kernel():
+                pid = client.km.provisioner.process.pid
+                with PeakRSS(pid) as rss:
+                    for i, cell in enumerate(nb.cells):
+                        client.execute_cell(cell, i)
+            rows.append({"chapter": path.stem, "seconds": time.perf_counter() - t0, "peak RSS (GiB)": gib(rss.peak)})
+            print(f"  {path.stem}: {rows[-1]['seconds']:.1f} s, {rows[-1]['peak RSS (GiB)']} GiB", flush=True)
+    finally:
+        if env_quick is None:
+            os.environ.pop("GENVAE_QUICK")
+        else:
+            os.environ["GENVAE_QUICK"] = env_quick
+    total = sum(r["seconds"] for r in rows)
+    print(table(rows))
+    return {"rows": rows, "total_seconds": total}
+
+
+def _run(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Run a command from the repository root; returns (seconds, peak RSS in GiB of it and its children)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with PeakRSS(proc.pid) as rss:
+        _, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return time.perf_counter() - t0, gib(rss.peak)
+
+
+def _jupyter_book() -> str:
+    return str(Path(sys.executable).with_name("jupyter-book"))
+
+
+def section_book(device: torch.device) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="genvae-book-"))
+    try:
+        seconds, rss = _run([_jupyter_book(), "build", ".", "--all", "-W", "--keep-going", "--path-output", str(out)],
+                            env={"GENVAE_QUICK": "0"})
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    rows = [{"what": "jupyter-book build, full mode, warm model cache", "seconds": seconds, "peak RSS (GiB)": rss}]
+    print(table(rows))
+    return {"rows": rows}
+
+
+def section_quick(device: torch.device) -> dict:
+    rows = []
+    out = Path(tempfile.mkdtemp(prefix="genvae-quick-"))
+    try:
+        with temporary_cache(None) as cache:
+            env = {"GENVAE_QUICK": "1"}
+            s, rss = _run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "book/", "-p", "no:cacheprovider"], env)
+            rows.append({"what": "pytest --nbval-lax book/ (quick mode, empty cache)", "seconds": s, "peak RSS (GiB)": rss})
+            s, rss = _run([_jupyter_book(), "build", ".", "--all", "-W", "--keep-going", "--path-output", str(out)], env)
+            rows.append({"what": "quick book build (models cached by nbval)", "seconds": s, "peak RSS (GiB)": rss})
+            shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(table(rows))
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------- RESULTS.md
+
+INTRO = """# genvae benchmarks
+
+Generated by `python benchmarks/run.py` from the files in `benchmarks/results/`;
+do not edit by hand. Every figure below was measured by that script, in the run
+whose machine and date head its section. Speed-ups and ratios compare
+measurements of one run on one machine only. `benchmarks/recipes.py` measured
+the recipe table (its own run, same machine unless stated).
+"""
+
+TITLES = {
+    "peak": "Matrix-multiply peak", "loop": "The training loop against a PyTorch-examples loop",
+    "stack": "A grid one by one, or as one stacked model", "precision": "Reduced precision",
+    "reproduce": "Cold `genvae reproduce` (full mode, empty cache)", "headlines": "Headline numbers of the recipes",
+    "chapters": "Chapters in full mode, warm cache", "book": "Warm full-mode book build",
+    "quick": "The quick CI path",
+}
+
+
+def _machine_line(m: dict) -> str:
+    gpu = f", GPU {m['gpu']}" if "gpu" in m else ""
+    return (f"*Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['torch_threads']} torch threads){gpu}, "
+            f"torch {m['torch']}, device `{m['device']}`.*\n")
+
+
+def _recipes_md() -> str:
+    path = HERE / "recipes.json"
+    if not path.exists():
+        return ""
+    recs = json.loads(path.read_text())
+    out = ["## Recipes: seconds against the headline metric\n",
+           f"*`benchmarks/recipes.py`, {recs[0]['machine']}, {recs[0]['date']}; training time on 60,000 images, "
+           "then the family's metric on the test set.*\n"]
+    for family in dict.fromkeys(r["family"] for r in recs):
+        rows = [{"recipe": r["recipe"], "seconds": r["seconds"], r["metric_name"]: r["metric"],
+                 **({"-ELBO (same images)": r["neg_elbo"]} if "neg_elbo" in r else {})}
+                for r in recs if r["family"] == family]
+        out += [f"**{family}**\n", table(rows)]
+    return "\n".join(out)
+
+
+def render() -> None:
+    parts = [INTRO]
+    for device_suffix, heading in (("", "CPU"), ("-cuda", "GPU")):
+        found = [s for s in SECTIONS if (RESULTS / f"{s}{device_suffix}.json").exists()]
+        if not found:
+            continue
+        parts.append(f"# {heading}\n")
+        for s in found:
+            r = json.loads((RESULTS / f"{s}{device_suffix}.json").read_text())
+            parts.append(f"## {TITLES[s]}\n\n{_machine_line(r['machine'])}\n{table(r['rows'])}")
+            if s == "loop":
+                parts.append(f"Ratio examples / genvae at batch 128: **{r['ratio']:.2f}x**. One epoch is "
+                             f"{r['gflop_per_epoch']:.0f} GFLOP (torch's FlopCounterMode); the fraction of peak "
+                             f"divides the achieved rate by the fp32 peak of the `peak` section "
+                             f"({r['peak_gflops']:.0f} GFLOP/s).\n")
+            if s == "reproduce":
+                parts.append(f"Total: **{r['models']} models in {r['total_seconds']:.0f} s**, peak RSS "
+                             f"{r['peak_rss_gib']} GiB{' (grids stacked)' if r['stacked'] else ''}.\n")
+            if s == "chapters":
+                parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
+        if device_suffix == "":
+            parts.append(_recipes_md())
+    (HERE / "RESULTS.md").write_text("\n".join(parts))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+# --------------------------------------------------------------------------- main
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--skip", nargs="+", choices=SECTIONS, default=[], help="skip these sections")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: genvae's default device)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per loop in the loop section")
+    parser.add_argument("--cache", default=None,
+                        help="model cache to use (default: a new empty folder, deleted at the end, when the "
+                             "reproduce section runs; genvae's usual cache otherwise)")
+    parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results/")
+    args = parser.parse_args()
+    if args.render:
+        render()
+        return
+    device = torch.device(args.device) if args.device else genvae.settings.default_device()
+    os.environ["GENVAE_DEVICE"] = str(device)
+    default = GPU_SECTIONS if device.type == "cuda" else SECTIONS
+    todo = [s for s in (args.only or default) if s not in args.skip]
+    peak = None
+    prior = RESULTS / f"peak{'' if device.type == 'cpu' else '-' + device.type}.json"
+    fresh = "reproduce" in todo and not args.cache
+    with temporary_cache(args.cache or (None if fresh else str(genvae.settings.cache_root()))) as cache:
+        for s in todo:
+            print(f"\n== {s} ({device})", flush=True)
+            t0 = time.perf_counter()
+            if s == "peak":
+                r = section_peak(device)
+                peak = r["fp32_gflops"]
+            elif s == "loop":
+                if peak is None and prior.exists():
+                    peak = json.loads(prior.read_text())["fp32_gflops"]
+                r = section_loop(device, args.epochs, peak)
+            elif s == "stack":
+                r = section_stack(device, members=8 if device.type == "cuda" else 4, epochs=1)
+            elif s == "precision":
+                r = section_precision(device, images=20_000 if device.type == "cpu" else 60_000)
+            elif s == "reproduce":
+                r = section_reproduce(device, cache)
+            elif s == "headlines":
+                r = section_headlines(device)
+            elif s == "chapters":
+                r = section_chapters(device)
+            elif s == "book":
+                r = section_book(device)
+            else:
+                r = section_quick(device)
+            r["section_seconds"] = time.perf_counter() - t0
+            save(s, device, r)
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
+    render()
+
+
+if __name__ == "__main__":
+    main()
