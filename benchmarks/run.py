@@ -237,7 +237,8 @@ class ExamplesLoop:
         for data, _ in self.train:
             data = data.to(self.device)
             self.opt.zero_grad()
-            loss = examples_loss(*self.model(data), data)
+            recon_batch, mu, logvar = self.model(data)
+            loss = examples_loss(recon_batch, data, mu, logvar)
             loss.backward()
             train_loss += loss.item()
             self.opt.step()
@@ -246,7 +247,11 @@ class ExamplesLoop:
     @torch.no_grad()
     def _test(self) -> float:
         self.model.eval()
-        total = sum(examples_loss(*self.model(d.to(self.device)), d.to(self.device)).item() for d, _ in self.test)
+        total = 0.0
+        for data, _ in self.test:
+            data = data.to(self.device)
+            recon_batch, mu, logvar = self.model(data)
+            total += examples_loss(recon_batch, data, mu, logvar).item()
         return total / len(self.test.dataset)
 
     def test_loss(self) -> float:
@@ -271,16 +276,21 @@ class GenvaeLoop:
         return self.last["test"]["total"]
 
 
-def epoch_flops(model: nn.Module, cfg: TrainConfig, n: int) -> float:
-    """FLOPs of one training epoch, counted by torch's FlopCounterMode on one batch and scaled."""
+def epoch_flops(model: nn.Module, cfg: TrainConfig, n_train: int, n_test: int) -> float:
+    """FLOPs of one epoch as both loops run it: a training step per batch (forward and backward) over
+    ``n_train`` images, then a forward pass over ``n_test`` test images; counted by torch's
+    FlopCounterMode on one batch and scaled."""
     from torch.utils.flop_counter import FlopCounterMode
 
     model = model.cpu()
-    x = torch.rand(cfg.batch_size, 1, 28, 28).round()
-    with FlopCounterMode(display=False) as counter:
-        loss_fn(model, replace(cfg, precision="fp32"))(x, torch.zeros(cfg.batch_size, dtype=torch.long))["total"].backward()
+    x, y = torch.rand(cfg.batch_size, 1, 28, 28).round(), torch.zeros(cfg.batch_size, dtype=torch.long)
+    loss = loss_fn(model, replace(cfg, precision="fp32"))
+    with FlopCounterMode(display=False) as train:
+        loss(x, y)["total"].backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops() / cfg.batch_size * n
+    with FlopCounterMode(display=False) as test, torch.no_grad():
+        loss(x, y)
+    return (train.get_total_flops() * n_train + test.get_total_flops() * n_test) / cfg.batch_size
 
 
 def section_loop(device: torch.device, epochs: int, peak: float | None) -> dict:
@@ -302,7 +312,7 @@ def section_loop(device: torch.device, epochs: int, peak: float | None) -> dict:
             t0 = time.perf_counter()
             loop.epoch()
             times[name].append(time.perf_counter() - t0)
-    flops = epoch_flops(loops["genvae, batch 128"].model, base, len(data.x_train))
+    flops = epoch_flops(loops["genvae, batch 128"].model, base, len(data.x_train), len(data.x_test))
     rows = []
     for name, loop in {**loops, **extra}.items():
         med = statistics.median(times[name])
@@ -312,7 +322,8 @@ def section_loop(device: torch.device, epochs: int, peak: float | None) -> dict:
         rows.append(row)
     ratio = rows[0]["median s/epoch"] / rows[1]["median s/epoch"]
     print(table(rows))
-    print(f"ratio examples / genvae at batch 128: {ratio:.2f}x; {flops / 1e9:.0f} GFLOP per epoch (FlopCounterMode)")
+    print(f"ratio examples / genvae at batch 128: {ratio:.2f}x; {flops / 1e9:.0f} GFLOP per epoch with its test pass "
+          "(FlopCounterMode)")
     return {"rows": rows, "ratio": ratio, "gflop_per_epoch": flops / 1e9, "peak_gflops": peak}
 
 
@@ -352,8 +363,8 @@ def section_stack(device: torch.device, members: int, epochs: int) -> dict:
 
 # --------------------------------------------------------------------------- precision
 
-def section_precision(device: torch.device, images: int) -> dict:
-    data = genvae.data.load("mnist", train_size=images)
+def section_precision(device: torch.device) -> dict:
+    data = genvae.data.load("mnist")
     cases = [("MLP autoencoder", experiments.mlp_ae(2)), ("MLP VAE", experiments.vae(2)),
              ("conv autoencoder", experiments.conv_ae(2)), ("CNN classifier", experiments.classifier())]
     variants = [("fp32", "fp32", False), ("bf16 autocast", "bf16", False)]
@@ -368,12 +379,12 @@ def section_precision(device: torch.device, images: int) -> dict:
             cfg = replace(exp.train, epochs=2, precision=precision)
             torch.manual_seed(0)
             h = fit(build_model(exp.model), data, cfg, device=device, progress=False)
-            row[f"{label} s/epoch"] = h.epochs[-1]["seconds"] * 60_000 / images  # the 2nd epoch, warm
+            row[f"{label} s/epoch"] = h.epochs[-1]["seconds"]  # the 2nd epoch (warm), with its test pass
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
         row["bf16 speed-up"] = row["fp32 s/epoch"] / row["bf16 autocast s/epoch"]
         rows.append(row)
     print(table(rows))
-    return {"rows": rows, "images": images}
+    return {"rows": rows}
 
 
 # --------------------------------------------------------------------------- reproduce
@@ -393,25 +404,29 @@ def temporary_cache(keep: str | None):
             os.environ["GENVAE_CACHE"] = old
 
 
-def section_reproduce(device: torch.device, cache: Path) -> dict:
+def section_reproduce(device: torch.device, cache: Path, jobs: int | None) -> dict:
+    """What ``genvae reproduce`` does (the same function), timed per unit, with the peak RSS of all its processes."""
     stack = device.type == "cuda"
+    jobs = jobs or experiments.default_jobs(device)
     todo = list(experiments.REGISTRY.values())
     if any(e.is_cached(False) for e in todo):
         raise RuntimeError(f"the cache {cache} is not empty: the reproduce section needs a cold one")
     rows = []
-    t_all = time.perf_counter()
-    with PeakRSS() as total_rss:
-        for unit in experiments.plan(todo, stack):
-            with PeakRSS() as rss:
-                t, trained = _timed(lambda: experiments.load_all(unit, device=device, progress=False), device)
-            rows.append({"unit": ", ".join(e.name for e in unit), "models": len(unit), "seconds": t,
-                         "peak RSS (GiB)": gib(rss.peak)})
-            print(f"  {rows[-1]['unit']}: {t:.1f} s, {gib(rss.peak)} GiB", flush=True)
-    total = time.perf_counter() - t_all
+
+    def record(result, progress):
+        rows.append({"unit": ", ".join(e.name for e in result.experiments), "models": len(result.trained),
+                     "seconds": result.seconds, "GFLOP": result.flops / 1e9,
+                     "worker peak RSS so far (GiB)": gib(result.peak_rss)})
+        print(f"  {rows[-1]['unit']}: {result.seconds:.1f} s", flush=True)
+
+    t0 = time.perf_counter()
+    with PeakRSS() as rss:
+        experiments.reproduce(todo, device=device, stack=stack, jobs=jobs, on_unit=record)
+    total = time.perf_counter() - t0
     print(table(rows))
-    print(f"cold reproduce: {len(todo)} models in {total:.1f} s; peak RSS {gib(total_rss.peak)} GiB")
-    return {"rows": rows, "total_seconds": total, "models": len(todo), "peak_rss_gib": gib(total_rss.peak),
-            "stacked": stack}
+    print(f"cold reproduce: {len(todo)} models in {total:.1f} s with {jobs} process(es); peak RSS {gib(rss.peak)} GiB")
+    return {"rows": rows, "total_seconds": total, "models": len(todo), "peak_rss_gib": gib(rss.peak),
+            "stacked": stack, "jobs": jobs}
 
 
 # --------------------------------------------------------------------------- headlines
@@ -602,13 +617,17 @@ def render() -> None:
             r = json.loads((RESULTS / f"{s}{device_suffix}.json").read_text())
             parts.append(f"## {TITLES[s]}\n\n{_machine_line(r['machine'])}\n{table(r['rows'])}")
             if s == "loop":
-                parts.append(f"Ratio examples / genvae at batch 128: **{r['ratio']:.2f}x**. One epoch is "
+                parts.append(f"Ratio examples / genvae at batch 128: **{r['ratio']:.2f}x**. Both loops train one "
+                             "epoch and then evaluate the test set, as the PyTorch example does. One such epoch is "
                              f"{r['gflop_per_epoch']:.0f} GFLOP (torch's FlopCounterMode); the fraction of peak "
                              f"divides the achieved rate by the fp32 peak of the `peak` section "
                              f"({r['peak_gflops']:.0f} GFLOP/s).\n")
             if s == "reproduce":
-                parts.append(f"Total: **{r['models']} models in {r['total_seconds']:.0f} s**, peak RSS "
-                             f"{r['peak_rss_gib']} GiB{' (grids stacked)' if r['stacked'] else ''}.\n")
+                parts.append(f"Total: **{r['models']} models in {r['total_seconds']:.0f} s**, "
+                             f"{r.get('jobs', 1)} training process(es) side by side"
+                             f"{', grids stacked' if r['stacked'] else ''}; peak RSS of all processes "
+                             f"{r['peak_rss_gib']} GiB. Units run side by side, so their seconds add up to more "
+                             "than the total.\n")
             if s == "chapters":
                 parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
         if device_suffix == "":
@@ -628,6 +647,8 @@ def main() -> None:
     parser.add_argument("--cache", default=None,
                         help="model cache to use (default: a new empty folder, deleted at the end, when the "
                              "reproduce section runs; genvae's usual cache otherwise)")
+    parser.add_argument("--jobs", type=int, default=None, help="training processes in the reproduce section "
+                        "(default: genvae's default for the device)")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results/")
     args = parser.parse_args()
     if args.render:
@@ -654,9 +675,9 @@ def main() -> None:
             elif s == "stack":
                 r = section_stack(device, members=8 if device.type == "cuda" else 4, epochs=1)
             elif s == "precision":
-                r = section_precision(device, images=20_000 if device.type == "cpu" else 60_000)
+                r = section_precision(device)
             elif s == "reproduce":
-                r = section_reproduce(device, cache)
+                r = section_reproduce(device, cache, args.jobs)
             elif s == "headlines":
                 r = section_headlines(device)
             elif s == "chapters":

@@ -17,6 +17,7 @@ import re
 import time
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -201,6 +202,15 @@ def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Mod
 EVALS = "evals.json"
 
 
+@lru_cache(maxsize=1)
+def _package_digest() -> str:
+    """16 hex digits of SHA-256 over the source files of the genvae package."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _fingerprint(value) -> str:
     """A stable text for an argument: tensors by a digest of their bytes, everything else by repr."""
     if isinstance(value, torch.Tensor):
@@ -215,14 +225,15 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
     For evaluations that cost more than loading the model (an IWAE bound with
     k = 1000 importance samples, say), so that a rebuild with every model cached
     stays fast. The key covers the function (its name and the digest of its
-    source code), the tensor arguments (a digest of their bytes) and the other
-    arguments: a change to any of them computes anew. Results must be numbers
+    source code), the source of the whole genvae package (so a change to any
+    helper it calls counts too), the tensor arguments (a digest of their bytes)
+    and the other arguments: a change to any of them computes anew. Results must be numbers
     or JSON-able containers of numbers; a non-finite number is returned but not kept.
     """
     import inspect
 
     code = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
-    key = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "code": code,
+    key = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "code": code, "package": _package_digest(),
                       "args": [_fingerprint(a) for a in args],
                       "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}, sort_keys=True)
     path = trained.path / EVALS

@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
     r.add_argument("--device", help="cpu, cuda, mps...")
+    r.add_argument("--jobs", type=_positive_int, default=None,
+                   help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
     r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
                    help="train each grid (beta, gamma, seeds) as one stacked model (default: on CUDA only)")
 
@@ -92,10 +94,10 @@ def _duration(seconds: float) -> str:
 
 
 def _cmd_reproduce(args) -> int:
-    """Train every missing model, a unit at a time, saying what is done, what is left and how long it may take."""
+    """Train every missing model, saying what is done, what is left and about how long it will take."""
     import torch
 
-    from .experiments import REGISTRY, load_all, plan, training_flops
+    from .experiments import REGISTRY, default_jobs, reproduce
     from .settings import default_device
 
     todo = [e for e in REGISTRY.values() if args.only in e.name]
@@ -104,27 +106,26 @@ def _cmd_reproduce(args) -> int:
     quick = args.quick or _env_quick()
     device = torch.device(args.device) if args.device else default_device()
     stack = device.type == "cuda" if args.stack is None else args.stack
-    missing = [e for e in todo if not e.is_cached(quick)]
-    print(f"{len(todo)} models, {len(todo) - len(missing)} already cached; training {len(missing)} on {device} "
-          f"({'quick' if quick else 'full'} mode{', grids stacked' if stack and missing else ''})", flush=True)
-    units = plan(missing, stack)
-    work = [sum(training_flops(e, quick) for e in unit) for unit in units]
+    jobs = args.jobs or default_jobs(device)
+    cached = sum(e.is_cached(quick) for e in todo)
+    print(f"{len(todo)} models, {cached} already cached; training {len(todo) - cached} on {device} "
+          f"({'quick' if quick else 'full'} mode{', grids stacked' if stack else ''}"
+          f"{f', {jobs} processes side by side' if jobs > 1 else ''})", flush=True)
     t0 = time.perf_counter()
-    done_models = len(todo) - len(missing)
-    for i, unit in enumerate(units):
-        names = ", ".join(e.name for e in unit)
-        print(f"[{done_models + 1}/{len(todo)}] {names}" + (f" (one stack of {len(unit)})" if len(unit) > 1 else ""),
-              flush=True)
-        t_unit = time.perf_counter()
-        trained = load_all(unit, quick=quick, device=device, stack=stack)
-        done_models += len(unit)
-        left = sum(work[i + 1:])
-        rate = sum(work[: i + 1]) / (time.perf_counter() - t0)  # FLOPs per second so far
-        eta = f"; {len(todo) - done_models} left, about {_duration(left / rate)} to go" if left else ""
-        for t in trained:
+    done = [cached]
+
+    def report(result, progress):
+        done[0] += len(result.trained)
+        names = ", ".join(e.name for e in result.experiments)
+        stacked = f" (one stack of {len(result.trained)})" if len(result.trained) > 1 else ""
+        print(f"[{done[0]}/{len(todo)}] {names}{stacked}: trained in {_duration(result.seconds)}", flush=True)
+        for t in result.trained:
             print(f"  {t.name}: test {_format_metrics(t.metrics)}", flush=True)
-        print(f"  done in {_duration(time.perf_counter() - t_unit)}{eta}", flush=True)
-    print(f"done: {len(todo)} models ({len(missing)} trained) in {time.perf_counter() - t0:.1f} s "
+        if progress.units_done < progress.units_total:
+            print(f"  {len(todo) - done[0]} left, about {_duration(progress.seconds_left)} to go", flush=True)
+
+    reproduce(todo, quick=quick, device=device, stack=stack, jobs=jobs, on_unit=report)
+    print(f"done: {len(todo)} models ({len(todo) - cached} trained) in {time.perf_counter() - t0:.1f} s "
           f"({'quick' if quick else 'full'} mode)", flush=True)
     return 0
 

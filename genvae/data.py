@@ -5,14 +5,15 @@ so training batches by index into one tensor instead of running a ``DataLoader``
 with per-sample PIL transforms: that alone makes an epoch several times faster
 on a laptop CPU.
 
-The files are read through ``torchvision.datasets`` from
-``<root>/<MNIST|FashionMNIST>/raw/`` (torchvision's own layout). Before anything
+The files live in ``<root>/<MNIST|FashionMNIST>/raw/`` (torchvision's own
+layout, so torchvision can download them) and are parsed by :func:`read_idx`. Before anything
 is parsed, every file is checked against its known MD5, so a truncated download
 gives a clear error rather than garbage tensors.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "check",
     "binarize",
     "fixed_binarization",
+    "read_idx",
 ]
 
 
@@ -152,18 +154,35 @@ def _ensure_files(spec: _Spec, root: Path, download: bool) -> None:
             )
 
 
+def read_idx(path: str | Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (the format of MNIST and Fashion-MNIST) as a uint8 tensor.
+
+    The format: two zero bytes, the type code 0x08 (unsigned byte), the number of
+    dimensions, each size as a big-endian 32-bit integer, then the values. Read
+    here directly: importing torchvision only to parse it takes longer than the
+    parsing (about 1.5 s against 0.1 s on the 2-core machine).
+    """
+    data = Path(path).read_bytes()
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise DataCorruptError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    if len(data) - offset != math.prod(shape):
+        raise DataCorruptError(f"{path} holds {len(data) - offset} values, its header says {shape}")
+    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(shape)
+
+
 @lru_cache(maxsize=4)
 def _load_raw(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]:
-    import torchvision
-
     spec = _spec(name)
     _ensure_files(spec, root, download)
-    cls = getattr(torchvision.datasets, spec.folder)
+    folder = root / spec.folder / "raw"
     out = []
-    for train in (True, False):
-        ds = cls(str(root), train=train, download=False)
-        x = (ds.data.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28) in [0, 1]
-        out += [x, ds.targets.to(torch.int64)]
+    for prefix in ("train", "t10k"):
+        images = read_idx(folder / f"{prefix}-images-idx3-ubyte")
+        x = (images.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28) in [0, 1]
+        out += [x, read_idx(folder / f"{prefix}-labels-idx1-ubyte").to(torch.int64)]
     return tuple(out)
 
 
@@ -197,8 +216,12 @@ def load(
         raise ValueError(f"val_size must be in [0, {n}), got {val_size}")
     if train_size is not None and not 0 < train_size <= n - val_size:
         raise ValueError(f"train_size must be in [1, {n - val_size}], got {train_size}")
+    if not (val_size or train_size):  # the whole training set: share the cached tensors, copy nothing
+        empty = x_tr[:0]
+        return ImageData(name=name, classes=_spec(name).classes, x_train=x_tr, y_train=y_tr,
+                         x_test=x_te, y_test=y_te, x_val=empty, y_val=y_tr[:0])
     g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n, generator=g) if (val_size or train_size) else torch.arange(n)
+    perm = torch.randperm(n, generator=g)
     val_idx, train_idx = perm[:val_size], perm[val_size:]
     if train_size is not None:
         train_idx = train_idx[:train_size]

@@ -8,9 +8,11 @@ another latent size still goes through the same recipe and the same cache.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, replace
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -90,7 +92,7 @@ def overcomplete_ae(feature_maps: int = 16) -> Experiment:
     """No bottleneck: 3x3 convolutions in and out, the code 16 times larger than the image (chapter 4)."""
     return Experiment("overcomplete_ae", "4",
                       f"fully convolutional autoencoder, code = {feature_maps} x 28 x 28, no bottleneck",
-                      ModelConfig("ae", arch="fullconv", latent_dim=784 * feature_maps), recipe(2, precision="fp32"))
+                      ModelConfig("ae", arch="fullconv", latent_dim=784 * feature_maps), recipe(1))
 
 
 def vae(latent_dim: int = 2, beta: float = 1.0, seed: int = 0) -> Experiment:
@@ -165,6 +167,120 @@ def training_flops(e: Experiment, quick: bool = False) -> float:
         loss_fn(model, train)(x, y)["total"].backward()
     images = train.train_size or 60_000
     return counter.get_total_flops() / 2 * images * train.epochs
+
+
+@dataclass
+class UnitResult:
+    """One training unit of :func:`reproduce`, as reported when it is done."""
+
+    experiments: list[Experiment]
+    trained: list[TrainedModel]  # numbers and paths; the weights stay in the cache
+    seconds: float
+    flops: float
+    peak_rss: int  # bytes: the peak resident memory of the process that trained it, up to then
+
+
+@dataclass
+class Progress:
+    """Where :func:`reproduce` stands after a unit; the time left is estimated from the FLOPs left."""
+
+    units_done: int
+    units_total: int
+    flops_done: float
+    flops_total: float
+    elapsed: float
+
+    @property
+    def seconds_left(self) -> float:
+        return (self.flops_total - self.flops_done) * self.elapsed / max(self.flops_done, 1.0)
+
+
+def _train_unit(unit: list[Experiment], quick: bool, device: str, stack: bool,
+                progress: bool = False) -> tuple[list[TrainedModel], float, int]:
+    t0 = time.perf_counter()
+    trained = load_all(unit, quick=quick, device=device, stack=stack, progress=progress)
+    for t in trained:  # a worker process hands back the numbers, not the weights
+        t.model = None
+    return trained, time.perf_counter() - t0, _peak_rss()
+
+
+def _peak_rss() -> int:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    except (ImportError, AttributeError):  # not on Windows
+        return 0
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def default_jobs(device: torch.device) -> int:
+    """Training processes that :func:`reproduce` runs side by side: 2 on a CPU with 2 or more cores, else 1.
+
+    Two processes of one thread each train two small models 1.3x faster than one
+    process with two threads trains them one after the other (measured on a
+    2-core CPU, ``benchmarks/RESULTS.md``): a small model's step does not keep two
+    threads busy. A GPU trains one unit at a time (grids stacked instead).
+    """
+    return 2 if device.type == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+
+
+def reproduce(
+    experiments: Iterable[Experiment],
+    *,
+    quick: bool = False,
+    device: torch.device | str | None = None,
+    stack: bool | None = None,
+    jobs: int | None = None,
+    on_unit: Callable[[UnitResult, Progress], None] | None = None,
+) -> list[UnitResult]:
+    """Train every experiment not yet cached, in units (a grid is one unit when stacked).
+
+    With ``jobs`` > 1, units train in that many worker processes, the longest
+    first, each with ``cpu_count // jobs`` threads; every finished model is in the
+    cache at once, so an interruption loses only the units in flight.
+    ``on_unit(result, progress)`` is called as each unit finishes.
+    """
+    from .settings import default_device
+
+    device = torch.device(device) if device is not None else default_device()
+    stack = device.type == "cuda" if stack is None else stack
+    jobs = default_jobs(device) if jobs is None else jobs
+    units = plan([e for e in experiments if not e.is_cached(quick)], stack)
+    flops = [sum(training_flops(e, quick) for e in unit) for unit in units]
+    results: list[UnitResult] = []
+    t0 = time.perf_counter()
+
+    def finished(unit, trained, seconds, rss, f):
+        results.append(UnitResult(unit, trained, seconds, f, rss))
+        if on_unit is not None:
+            on_unit(results[-1], Progress(len(results), len(units), sum(r.flops for r in results), sum(flops),
+                                          time.perf_counter() - t0))
+
+    if jobs <= 1 or len(units) <= 1:
+        for unit, f in zip(units, flops):
+            finished(unit, *_train_unit(unit, quick, str(device), stack, progress=True), f)
+        return results
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    order = sorted(range(len(units)), key=lambda i: -flops[i])  # longest first: the two workers end together
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(_train_unit, units[i], quick, str(device), stack): i for i in order}
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                finished(units[i], *fut.result(), flops[i])
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    return results
 
 
 def get(name: str) -> Experiment:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .utils import eval_mode
+from .utils import eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
@@ -14,27 +14,27 @@ __all__ = [
 
 
 @torch.no_grad()
-def encode(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def encode(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Deterministic latent codes ``(N, D)`` of images ``(N, 1, 28, 28)``.
 
     Uses ``model.embed``: the code z for an AE, the posterior mean for a VAE.
     """
     with eval_mode(model) as dev:
-        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(batch_size)])
+        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 @torch.no_grad()
-def decode(model: nn.Module, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def decode(model: nn.Module, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``."""
     with eval_mode(model) as dev:
-        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size)])
+        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size or inference_batch(dev))])
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Deterministic reconstructions in [0, 1] of images ``(N, 1, 28, 28)``, computed where the model is."""
     with eval_mode(model) as dev:
-        return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size)])
+        return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 def centroids(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
@@ -123,12 +123,16 @@ class PCA:
         self.n_components = n_components
 
     def fit(self, x: torch.Tensor) -> "PCA":
-        flat = x.flatten(1).double()  # (N, 784)
-        self.mean = flat.mean(0)
-        centred = flat - self.mean
+        flat = x.flatten(1)  # (N, 784), a view
+        self.mean = flat.double().mean(0)
         # The principal directions are the eigenvectors of the 784 x 784 covariance,
-        # largest eigenvalue first (cheaper than an SVD of the N x 784 data).
-        _, vecs = torch.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+        # largest eigenvalue first (cheaper than an SVD of the N x 784 data). It is
+        # summed in float64 over chunks, so the data are never copied whole.
+        scatter = torch.zeros(flat.shape[1], flat.shape[1], dtype=torch.float64)
+        for chunk in flat.split(8192):
+            c = chunk.double() - self.mean
+            scatter += c.T @ c
+        _, vecs = torch.linalg.eigh(scatter)  # eigenvalues in ascending order
         self.components = vecs.flip(1)[:, : self.n_components].T.contiguous()  # (d, 784)
         return self
 

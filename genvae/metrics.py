@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from .losses import decoder_log_prob, gaussian_kl
-from .utils import eval_mode, seeded
+from .utils import eval_mode, inference_batch, seeded
 
 __all__ = [
-    "test_split", "test_subset", "sample_quality", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
+    "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
 ]
@@ -45,34 +45,38 @@ def test_subset(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> float:
+def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> float:
     """Mean squared error per pixel between images and their deterministic reconstructions."""
     with eval_mode(model) as dev:
-        total = sum(float((model.reconstruct(xb.to(dev)) - xb.to(dev)).pow(2).sum()) for xb in x.split(batch_size))
-    return total / x.numel()
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        for xb in x.split(batch_size or inference_batch(dev)):
+            xb = xb.to(dev)
+            total += (model.reconstruct(xb) - xb).pow(2).sum()
+    return float(total) / x.numel()
 
 
 @torch.no_grad()
-def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
+def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int | None = None, seed: int = 0) -> dict[str, float]:
     """The ELBO of a VAE, per image in nats, split into its parts (one z sample per image).
 
     Returns ``{"recon_nll": E_q[-log p(x|z)], "kl": KL(q||p), "elbo": -(recon_nll + kl)}``.
     """
-    nll = kl = 0.0
     with eval_mode(model) as dev, seeded(seed, dev):
-        for xb in x.split(batch_size):
+        nll = torch.zeros((), dtype=torch.float64, device=dev)
+        kl = torch.zeros((), dtype=torch.float64, device=dev)
+        for xb in x.split(batch_size or inference_batch(dev)):
             xb = xb.to(dev)
             out = model(xb)
-            nll += float(-decoder_log_prob(out.x_logits, xb, recon).sum())
-            kl += float(gaussian_kl(out.mu, out.logvar)) * len(xb)
-    n = len(x)
+            nll -= decoder_log_prob(out.x_logits, xb, recon).sum()
+            kl += gaussian_kl(out.mu, out.logvar) * len(xb)
+    nll, kl, n = float(nll), float(kl), len(x)
     return {"recon_nll": nll / n, "kl": kl / n, "elbo": -(nll + kl) / n}
 
 
 @torch.no_grad()
 def iwae_bound(
     model: nn.Module, x: torch.Tensor, k: int = 1000, recon: str = "mse",
-    batch_size: int = 500, max_codes: int = 32_768, seed: int = 0,
+    batch_size: int = 500, max_codes: int = 16_384, seed: int = 0,
 ) -> float:
     """Importance-weighted lower bound on log p(x) (Burda et al., 2016), mean per image in nats.
 
@@ -102,6 +106,34 @@ def iwae_bound(
     return float(total) / len(x)
 
 
+@torch.no_grad()
+def latent_report(model: nn.Module, dataset: str = "mnist", knn_k: int = 5) -> dict[str, float]:
+    """What a model's codes do on a data set's test images, in one dict.
+
+    ``recon MSE`` (per pixel), ``kNN accuracy`` (a k-NN classifier fit on the
+    training codes, scored on the test codes), ``silhouette`` of the test codes by
+    class; for VAEs ``active units``, for the multi-stage VAE ``head accuracy``
+    (its classifier head on the test codes). Costs a pass over the training set;
+    chapters keep it with the model through :func:`genvae.cache.cached_eval`.
+    """
+    from . import data as gdata
+    from .latent import encode
+
+    d = gdata.load(dataset)
+    z_train, z_test = encode(model, d.x_train), encode(model, d.x_test)
+    report = {
+        "recon MSE": reconstruction_mse(model, d.x_test),
+        "kNN accuracy": knn_accuracy(z_train, d.y_train, z_test, d.y_test, k=knn_k),
+        "silhouette": silhouette(z_test, d.y_test),
+    }
+    if hasattr(model, "encode"):  # a VAE: how many dimensions of the code carry information
+        report["active units"] = active_units(z_test)
+    if hasattr(model, "classify"):
+        with eval_mode(model) as dev:
+            report["head accuracy"] = accuracy(model.classify(z_test.to(dev)).cpu(), d.y_test)
+    return report
+
+
 def knn_accuracy(
     z_train: torch.Tensor, y_train: torch.Tensor, z_test: torch.Tensor, y_test: torch.Tensor, k: int = 5
 ) -> float:
@@ -127,10 +159,10 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
 
 
 @torch.no_grad()
-def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Class probabilities ``(N, K)`` from a classifier (anything returning ``.logits``)."""
     with eval_mode(classifier) as dev:
-        return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size)])
+        return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -170,11 +202,11 @@ class Judgement:
 
 
 @torch.no_grad()
-def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> Judgement:
+def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> Judgement:
     """Class probabilities and features of images ``(N, 1, 28, 28)`` in one pass, computed where the classifier is."""
     probs, feats = [], []
     with eval_mode(classifier) as dev:
-        for xb in x.split(batch_size):
+        for xb in x.split(batch_size or inference_batch(dev)):
             out = classifier(xb.to(dev))
             probs.append(torch.softmax(out.logits, 1).cpu())
             feats.append(out.features.cpu())
@@ -182,10 +214,10 @@ def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> Jud
 
 
 @torch.no_grad()
-def features(classifier: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def features(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
     with eval_mode(classifier) as dev:
-        return torch.cat([classifier(xb.to(dev)).features.cpu() for xb in x.split(batch_size)])
+        return torch.cat([classifier(xb.to(dev)).features.cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:

@@ -1,7 +1,7 @@
 """Figures used throughout the book. Each takes an optional ``ax`` and returns what it drew on.
 
 All images are ``(N, 1, 28, 28)`` tensors in [0, 1]. Classes always get the same
-colours (seaborn's ``tab10``), so scatters in different chapters can be compared.
+colours (matplotlib's ``tab10``), so scatters in different chapters can be compared.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 import torch
 from matplotlib.axes import Axes
 from PIL import Image
@@ -36,7 +35,7 @@ def source(*objects):
 
 def palette(n: int = 10) -> list:
     """The class colours, shared by every figure."""
-    return sns.color_palette("tab10", n)
+    return list(plt.get_cmap("tab10" if n <= 10 else "tab20").colors[:n])
 
 
 def _ax(ax: Axes | None, figsize=(6, 6)) -> Axes:
@@ -190,8 +189,15 @@ def heatmap(
     ax = _ax(ax, figsize=(6.5, 5.5))
     m = np.asarray(matrix, dtype=float)
     labels = labels or [str(i) for i in range(len(m))]
-    sns.heatmap(m, annot=True, fmt=fmt, cmap=cmap, xticklabels=labels, yticklabels=labels, ax=ax,
-                annot_kws={"fontsize": 7}, square=True, **kwargs)
+    image = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, **kwargs)  # NaN cells stay blank
+    ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    for (i, j), v in np.ndenumerate(m):
+        if np.isfinite(v):  # dark text on light cells, light text on dark ones
+            light = image.cmap(image.norm(v))[:3]
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7,
+                    color="black" if sum(light) > 1.5 else "white")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
     if title:
         ax.set_title(title)
     return ax

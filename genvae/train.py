@@ -32,7 +32,7 @@ from . import data as gdata
 from .losses import RECON_KINDS, objective
 from .models import ModelConfig, build_model
 from .settings import cuda_graphs_enabled, default_device
-from .utils import eval_mode, seeded
+from .utils import eval_mode, inference_batch, seeded
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
 QUICK_EPOCHS = 2
@@ -102,6 +102,16 @@ class TrainConfig:
         """The quick-mode version: same recipe, fewer epochs on a subset."""
         size = QUICK_TRAIN_SIZE if self.train_size is None else min(self.train_size, QUICK_TRAIN_SIZE)
         return replace(self, epochs=min(self.epochs, QUICK_EPOCHS), train_size=size)
+
+    def describe(self) -> str:
+        """The recipe in words, for the chapters: "5 epochs in batches of 128, one-cycle learning rate ..."."""
+        images = f" on {self.train_size:,} images" if self.train_size else ""
+        if self.schedule == "onecycle":
+            lr = f"a one-cycle learning rate that warms up to {self.lr:g} over the first 30% of the steps, then anneals"
+        else:
+            lr = f"a constant learning rate of {self.lr:g}"
+        precision = "bf16 autocast" if self.precision == "bf16" else "fp32"
+        return f"{self.epochs} epochs{images} in batches of {self.batch_size}, {lr}, {precision}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -269,17 +279,18 @@ class GraphedStep:
 
 
 @torch.no_grad()
-def evaluate_fn(loss: LossFn, x: Tensor, y: Tensor, *, batch_size: int = 1000, seed: int = 0) -> dict[str, Tensor]:
+def evaluate_fn(loss: LossFn, x: Tensor, y: Tensor, *, batch_size: int | None = None, seed: int = 0) -> dict[str, Tensor]:
     """Mean loss parts of ``loss`` over ``(x, y)``, on the device; the noise comes from a forked RNG seeded with ``seed``."""
     sums: dict[str, Tensor] = {}
     with seeded(seed, x.device):
+        batch_size = batch_size or inference_batch(x.device)
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
             for k, v in loss(xb, yb).items():
                 sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
     return {k: v / len(x) for k, v in sums.items()}
 
 
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_size: int = 1000,
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_size: int | None = None,
              seed: int = 0) -> dict[str, float]:
     """Mean loss parts on ``(x, y)`` in eval mode, plus ``acc`` for models with class logits.
 

@@ -32,16 +32,26 @@ def test_reproduce_only_a_subset(capsys):
 
 
 def test_reproduce_says_what_is_left_and_how_long_it_may_take(capsys):
-    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--no-stack"]) == 0
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--no-stack", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert "2 models, 0 already cached; training 2" in out
-    assert "[1/2] ae_d2_s1" in out and "1 left, about" in out and "to go" in out
+    assert "[1/2] ae_d2_s1: trained in" in out and "1 left, about" in out and "to go" in out
     assert main(["reproduce", "--quick", "--only", "ae_d2_s"]) == 0
     assert "2 models, 2 already cached; training 0" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_reproduce_in_two_processes_caches_every_model(capsys):
+    from genvae.experiments import get
+
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--jobs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 processes side by side" in out and "done: 2 models (2 trained)" in out
+    assert all(get(n).is_cached(quick=True) for n in ("ae_d2_s1", "ae_d2_s2"))
+
+
 def test_reproduce_can_stack_a_grid_on_the_cpu(capsys):
-    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--stack"]) == 0
+    assert main(["reproduce", "--quick", "--only", "ae_d2_s", "--stack", "--jobs", "1"]) == 0
     assert "ae_d2_s1, ae_d2_s2 (one stack of 2)" in capsys.readouterr().out
 
 

@@ -113,3 +113,27 @@ def test_binarize_is_seeded_and_binary():
     b = data.binarize(x, torch.Generator().manual_seed(0))
     assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
     assert 0.2 < float(a.mean()) < 0.4
+
+
+def test_read_idx_agrees_with_torchvision(mnist):
+    import torchvision
+
+    from genvae.data import read_idx
+    from genvae.settings import data_root
+
+    ref = torchvision.datasets.MNIST(str(data_root()), train=False, download=False)
+    images = read_idx(data_root() / "MNIST" / "raw" / "t10k-images-idx3-ubyte")
+    labels = read_idx(data_root() / "MNIST" / "raw" / "t10k-labels-idx1-ubyte")
+    assert torch.equal(images, ref.data) and torch.equal(labels.long(), ref.targets)
+    assert torch.equal(mnist.x_test, ref.data.float().div(255).unsqueeze(1))
+
+
+def test_read_idx_refuses_what_is_not_idx(tmp_path):
+    from genvae.data import DataCorruptError, read_idx
+
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05abc")  # says 5 values, holds 3
+    with pytest.raises(DataCorruptError, match="header says"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "text").write_bytes(b"hello world")
+    with pytest.raises(DataCorruptError, match="not an IDX"):
+        read_idx(tmp_path / "text")
