@@ -21,11 +21,13 @@ Sections (in order):
                and peak RSS per training unit, and the total
 ``headlines``  the book's headline numbers from the trained models, against
                their tolerances
+``book``       two full-mode ``jupyter-book build`` runs: the first after
+               ``reproduce`` (cold ``make book`` = reproduce + this), then a warm one
 ``chapters``   every chapter executed in full mode with a warm cache (nbclient):
                seconds and peak RSS of the kernel
-``book``       the warm full-mode ``jupyter-book build``
 ``quick``      the quick CI path: nbval over book/ and the quick book build,
                each with an empty quick-mode cache
+``chapters-cold``  (not in the default run) each chapter alone with an empty cache
 =============  ==================================================================
 
 Run:  python benchmarks/run.py [--only SECTION ...] [--skip SECTION ...] [--device cuda]
@@ -66,7 +68,8 @@ from genvae.settings import data_root  # noqa: E402
 from genvae.stack import fit_stack  # noqa: E402
 from genvae.train import TrainConfig, fit, loss_fn, training_epochs  # noqa: E402
 
-SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines", "chapters", "book", "quick"]
+SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines", "book", "chapters", "quick", "chapters-cold"]
+DEFAULT = SECTIONS[:-1]  # chapters-cold trains every chapter's models again (about 15 minutes on 2 cores)
 GPU_SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines"]
 
 
@@ -452,7 +455,10 @@ def section_headlines(device: torch.device) -> dict:
     bern = experiments.bernoulli_vae().load(device=device, progress=False).model
     x_bin = genvae.data.fixed_binarization(mnist.x_test)[metrics.test_subset(len(mnist.x_test), 2000)]
     nll = -metrics.iwae_bound(bern, x_bin, k=1000, recon="bce")
-    add("Bernoulli VAE IWAE bound on -log p(x), k = 1000, 2,000 random test images", nll, "<= 92", nll <= 92)
+    # The first edition's 92 was measured on the *first* 2,000 test digits, an easier sample than a random one
+    # (issue 8); on these random images its recipe scores 92.42 (benchmarks/recipes.json), which is the fair bar.
+    add("Bernoulli VAE IWAE bound on -log p(x), k = 1000, 2,000 random test images", nll,
+        "<= 92.42 (old recipe, same images)", nll <= 92.42)
     for fam, build in (("VAE", lambda b: experiments.vae(2, beta=b)),
                        ("multi-stage", lambda b: experiments.multistage(2, beta=b))):
         kl, rec = [], []
@@ -536,15 +542,42 @@ def _jupyter_book() -> str:
 
 
 def section_book(device: torch.device) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="genvae-book-"))
-    try:
-        seconds, rss = _run([_jupyter_book(), "build", ".", "--all", "-W", "--keep-going", "--path-output", str(out)],
-                            env={"GENVAE_QUICK": "0"})
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    rows = [{"what": "jupyter-book build, full mode, warm model cache", "seconds": seconds, "peak RSS (GiB)": rss}]
+    """Two full-mode builds over the same model cache: the first after ``reproduce`` (it also computes the
+    expensive evaluations the chapters keep with their models), then a warm rebuild."""
+    rows = []
+    for what in ("first build after reproduce (evaluations computed and kept)", "warm rebuild (everything cached)"):
+        out = Path(tempfile.mkdtemp(prefix="genvae-book-"))
+        try:
+            seconds, rss = _run([_jupyter_book(), "build", ".", "--all", "-W", "--keep-going", "--path-output",
+                                 str(out)], env={"GENVAE_QUICK": "0"})
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        rows.append({"what": f"jupyter-book build, full mode: {what}", "seconds": seconds, "peak RSS (GiB)": rss})
+        print(f"  {rows[-1]['what']}: {seconds:.1f} s, {rss} GiB", flush=True)
     print(table(rows))
     return {"rows": rows}
+
+
+def section_chapters_cold(device: torch.device) -> dict:
+    """Each chapter executed alone with an empty model cache, as a learner opening it first would."""
+    rows = []
+    for path in chapters():
+        with temporary_cache(None) as cache:
+            seconds, rss = _run([sys.executable, str(HERE / "run.py"), "--execute", str(path)], env={"GENVAE_QUICK": "0"})
+            shutil.rmtree(cache, ignore_errors=True)
+        rows.append({"chapter": path.stem, "seconds": seconds, "peak RSS (GiB)": rss})
+        print(f"  {path.stem}: {seconds:.1f} s", flush=True)
+    print(table(rows))
+    return {"rows": rows}
+
+
+def execute(path: str) -> None:
+    """Execute one notebook top to bottom in a fresh kernel (for the chapters-cold section)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(Path(path).parent)}}).execute()
 
 
 def section_quick(device: torch.device) -> dict:
@@ -579,8 +612,8 @@ TITLES = {
     "peak": "Matrix-multiply peak", "loop": "The training loop against a PyTorch-examples loop",
     "stack": "A grid one by one, or as one stacked model", "precision": "Reduced precision",
     "reproduce": "Cold `genvae reproduce` (full mode, empty cache)", "headlines": "Headline numbers of the recipes",
-    "chapters": "Chapters in full mode, warm cache", "book": "Warm full-mode book build",
-    "quick": "The quick CI path",
+    "chapters": "Chapters in full mode, warm cache", "book": "Full-mode book builds after reproduce",
+    "quick": "The quick CI path", "chapters-cold": "Each chapter opened alone with an empty cache",
 }
 
 
@@ -606,8 +639,47 @@ def _recipes_md() -> str:
     return "\n".join(out)
 
 
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _targets_md() -> str:
+    """The targets of the fast-book issue against the latest measurements (blank where not measured)."""
+    rep, book, loop, quick = _load("reproduce"), _load("book"), _load("loop"), _load("quick")
+    cold_ch, ch, rep_gpu = _load("chapters-cold"), _load("chapters"), _load("reproduce-cuda")
+    rows = []
+
+    def add(what, target, value, where):
+        rows.append({"what": what, "target": target, "measured": value, "where": where})
+
+    if rep and book:
+        add("`make book`, empty model cache (set-up excluded)", "<= 600 s",
+            f"{rep['total_seconds'] + book['rows'][0]['seconds']:.0f} s (reproduce {rep['total_seconds']:.0f} s + "
+            f"first build {book['rows'][0]['seconds']:.0f} s)", "CPU")
+        add("`make book`, warm cache", "<= 60 s", f"{book['rows'][1]['seconds']:.0f} s", "CPU")
+    if cold_ch:
+        worst = max(cold_ch["rows"], key=lambda r: r["seconds"])
+        add("any one chapter opened cold", "<= 120 s", f"{worst['seconds']:.0f} s ({worst['chapter']}, the slowest)",
+            "CPU")
+    if rep_gpu:
+        add("`genvae reproduce`, cold", "<= 60 s", f"{rep_gpu['total_seconds']:.0f} s", rep_gpu["machine"].get("gpu", "GPU"))
+    if loop:
+        g = next(r for r in loop["rows"] if r["loop"] == "genvae, batch 128")
+        add("MLP VAE epoch (784-400-20, batch 128), fraction of fp32 peak", ">= 0.70",
+            f"{g['fraction of fp32 peak']:.2f}", "CPU")
+        add("genvae loop against the examples-style loop, same test loss", "report", f"{loop['ratio']:.2f}x faster", "CPU")
+    peaks = [r["peak_rss_gib"] for r in (rep,) if r] + [x["peak RSS (GiB)"] for d in (book, ch) if d for x in d["rows"]]
+    if peaks:
+        add("peak RSS of `make book` (all its processes)", "<= 2 GiB", f"{max(peaks)} GiB", "CPU")
+    if quick:
+        add("quick CI path (nbval + quick build; set-up and unit tests excluded)", "report",
+            f"{sum(r['seconds'] for r in quick['rows']):.0f} s", "CPU")
+    return "## Targets\n\n" + table(rows) + "\n" if rows else ""
+
+
 def render() -> None:
-    parts = [INTRO]
+    parts = [INTRO, _targets_md()]
     for device_suffix, heading in (("", "CPU"), ("-cuda", "GPU")):
         found = [s for s in SECTIONS if (RESULTS / f"{s}{device_suffix}.json").exists()]
         if not found:
@@ -650,13 +722,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None, help="training processes in the reproduce section "
                         "(default: genvae's default for the device)")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results/")
+    parser.add_argument("--execute", metavar="NOTEBOOK", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.execute:
+        execute(args.execute)
+        return
     if args.render:
         render()
         return
     device = torch.device(args.device) if args.device else genvae.settings.default_device()
     os.environ["GENVAE_DEVICE"] = str(device)
-    default = GPU_SECTIONS if device.type == "cuda" else SECTIONS
+    default = GPU_SECTIONS if device.type == "cuda" else DEFAULT
     todo = [s for s in (args.only or default) if s not in args.skip]
     peak = None
     prior = RESULTS / f"peak{'' if device.type == 'cpu' else '-' + device.type}.json"
@@ -684,6 +760,8 @@ def main() -> None:
                 r = section_chapters(device)
             elif s == "book":
                 r = section_book(device)
+            elif s == "chapters-cold":
+                r = section_chapters_cold(device)
             else:
                 r = section_quick(device)
             r["section_seconds"] = time.perf_counter() - t0

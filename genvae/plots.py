@@ -25,12 +25,18 @@ __all__ = [
 
 
 def source(*objects):
-    """The source code of functions or classes, syntax-highlighted for a notebook (``IPython.display.Code``)."""
+    """The source code of functions or classes as a highlighted Python block, for a notebook or the book.
+
+    Returned as Markdown holding a fenced code block, so Jupyter and the built
+    book highlight it with their own styles, like any code cell.
+    """
     import inspect
+    import textwrap
 
-    from IPython.display import Code
+    from IPython.display import Markdown
 
-    return Code("\n\n".join(inspect.getsource(o).rstrip() for o in objects), language="python")
+    code = "\n\n".join(textwrap.dedent(inspect.getsource(o)).rstrip() for o in objects)
+    return Markdown(f"```python\n{code}\n```")
 
 
 def palette(n: int = 10) -> list:

@@ -90,10 +90,13 @@ class ModelStack(nn.Module):
 
         batch_dim = None if shared_batch else 0
         batched = vmap(one, in_dims=(0, batch_dim, batch_dim, 0, 0), randomness="different")
+        weights: dict[torch.device, tuple[Tensor, Tensor]] = {}  # moved once per device, never inside a CUDA graph
 
         def loss(x: Tensor, y: Tensor) -> dict[str, Tensor]:
+            if x.device not in weights:
+                weights[x.device] = betas.to(x.device), gammas.to(x.device)
             params = dict(zip(self.names, self.stacked))
-            return batched(params, x, y, betas.to(x.device), gammas.to(x.device))
+            return batched(params, x, y, *weights[x.device])
 
         return loss
 

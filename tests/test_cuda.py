@@ -58,11 +58,12 @@ def test_no_host_sync_between_readings(small_mnist, cuda, monkeypatch):
     real_read = train.Watch.read
 
     def read_allowing_sync(self, upto):
+        mode = torch.cuda.get_sync_debug_mode()
         torch.cuda.set_sync_debug_mode(0)
         try:
             real_read(self, upto)
         finally:
-            torch.cuda.set_sync_debug_mode("error")
+            torch.cuda.set_sync_debug_mode(mode)
 
     monkeypatch.setattr(train.Watch, "read", read_allowing_sync)
     for graph in ("0", "1"):

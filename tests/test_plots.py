@@ -65,3 +65,12 @@ def test_save_gif_writes_every_frame(tmp_path):
     with Image.open(path) as im:
         assert im.n_frames == 7 and im.size == (56, 56)
     assert not list(path.parent.glob("*.tmp"))
+
+
+def test_source_is_a_fenced_python_block_dedented():
+    from genvae.models.autoencoder import AutoEncoder
+    from genvae.train import train_step
+
+    md = plots.source(train_step, AutoEncoder.forward).data
+    assert md.startswith("```python\ndef train_step(") and md.endswith("\n```")
+    assert "\ndef forward(self, x" in md  # the method, dedented to column 0
