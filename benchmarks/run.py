@@ -18,13 +18,13 @@ Sections (in order):
                (``torch.func``); on CUDA also with the step replayed as a CUDA graph
 ``precision``  fp32 against bf16 autocast (and TF32 on CUDA), s/epoch per family
 ``reproduce``  cold ``genvae reproduce`` (full mode) into an empty cache: seconds
-               and peak RSS per training unit, and the total
+               and peak memory per training unit, and the total
 ``headlines``  the book's headline numbers from the trained models, against
                their tolerances
 ``book``       two full-mode ``jupyter-book build`` runs: the first after
                ``reproduce`` (cold ``make book`` = reproduce + this), then a warm one
 ``chapters``   every chapter executed in full mode with a warm cache (nbclient):
-               seconds and peak RSS of the kernel
+               seconds and peak memory of the kernel
 ``quick``      the quick CI path: nbval over book/ and the quick book build,
                each with an empty quick-mode cache
 ``chapters-cold``  (not in the default run) each chapter alone with an empty cache
@@ -81,7 +81,14 @@ def sync(device: torch.device) -> None:
 
 
 class PeakRSS:
-    """Samples the resident memory of a process (and its children) every 50 ms; ``.peak`` in bytes."""
+    """Samples the memory of a process and its children once a second; ``.peak`` in bytes.
+
+    Memory is the sum of each process's proportional set size (PSS, Linux), which
+    counts a page shared by several processes (the torch libraries of training
+    workers, say) once in total; where PSS is not available, the resident set size.
+    Reading PSS costs the kernel about 12 ms per process here, so sampling more
+    often than once a second would slow down what is being measured.
+    """
 
     def __init__(self, pid: int | None = None):
         import psutil
@@ -90,20 +97,26 @@ class PeakRSS:
         self.peak = 0
         self._stop = threading.Event()
 
-    def _rss(self) -> int:
+    @staticmethod
+    def _mem(p) -> int:
         try:
-            procs = [self.proc, *self.proc.children(recursive=True)]
-            return sum(p.memory_info().rss for p in procs)
+            return p.memory_full_info().pss
+        except Exception:  # no PSS on this system, or no permission
+            return p.memory_info().rss
+
+    def _total(self) -> int:
+        try:
+            return sum(self._mem(p) for p in [self.proc, *self.proc.children(recursive=True)])
         except Exception:  # a child ended between the listing and the reading
             return 0
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.05)
+            self.peak = max(self.peak, self._total())
+            self._stop.wait(1.0)
 
     def __enter__(self) -> "PeakRSS":
-        self.peak = self._rss()
+        self.peak = self._total()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -408,12 +421,24 @@ def temporary_cache(keep: str | None):
 
 
 def section_reproduce(device: torch.device, cache: Path, jobs: int | None) -> dict:
-    """What ``genvae reproduce`` does (the same function), timed per unit, with the peak RSS of all its processes."""
-    stack = device.type == "cuda"
+    """``genvae reproduce``'s own function in a fresh process (as ``make book`` runs it): seconds per unit,
+    the total, and the peak memory of that process and its training workers together."""
     jobs = jobs or experiments.default_jobs(device)
-    todo = list(experiments.REGISTRY.values())
-    if any(e.is_cached(False) for e in todo):
+    if any(e.is_cached(False) for e in experiments.REGISTRY.values()):
         raise RuntimeError(f"the cache {cache} is not empty: the reproduce section needs a cold one")
+    report = cache / "reproduce-report.json"
+    seconds, mem = _run([sys.executable, str(HERE / "run.py"), "--reproduce-report", str(report),
+                         "--device", str(device), "--jobs", str(jobs)])
+    rows = json.loads(report.read_text())
+    print(table(rows))
+    print(f"cold reproduce: {len(experiments.REGISTRY)} models in {seconds:.1f} s with {jobs} process(es); "
+          f"peak memory {mem} GiB")
+    return {"rows": rows, "total_seconds": seconds, "models": len(experiments.REGISTRY), "peak_rss_gib": mem,
+            "stacked": device.type == "cuda", "jobs": jobs}
+
+
+def reproduce_report(path: str, device: torch.device, jobs: int | None) -> None:
+    """Run :func:`genvae.experiments.reproduce` and write one row per training unit to ``path``."""
     rows = []
 
     def record(result, progress):
@@ -422,14 +447,9 @@ def section_reproduce(device: torch.device, cache: Path, jobs: int | None) -> di
                      "worker peak RSS so far (GiB)": gib(result.peak_rss)})
         print(f"  {rows[-1]['unit']}: {result.seconds:.1f} s", flush=True)
 
-    t0 = time.perf_counter()
-    with PeakRSS() as rss:
-        experiments.reproduce(todo, device=device, stack=stack, jobs=jobs, on_unit=record)
-    total = time.perf_counter() - t0
-    print(table(rows))
-    print(f"cold reproduce: {len(todo)} models in {total:.1f} s with {jobs} process(es); peak RSS {gib(rss.peak)} GiB")
-    return {"rows": rows, "total_seconds": total, "models": len(todo), "peak_rss_gib": gib(rss.peak),
-            "stacked": stack, "jobs": jobs}
+    experiments.reproduce(experiments.REGISTRY.values(), device=device, stack=device.type == "cuda",
+                          jobs=jobs, on_unit=record)
+    Path(path).write_text(json.dumps(rows, indent=1))
 
 
 # --------------------------------------------------------------------------- headlines
@@ -513,8 +533,8 @@ def section_chapters(device: torch.device, quick: bool = False) -> dict:
                 with PeakRSS(pid) as rss:
                     for i, cell in enumerate(nb.cells):
                         client.execute_cell(cell, i)
-            rows.append({"chapter": path.stem, "seconds": time.perf_counter() - t0, "peak RSS (GiB)": gib(rss.peak)})
-            print(f"  {path.stem}: {rows[-1]['seconds']:.1f} s, {rows[-1]['peak RSS (GiB)']} GiB", flush=True)
+            rows.append({"chapter": path.stem, "seconds": time.perf_counter() - t0, "peak memory (GiB)": gib(rss.peak)})
+            print(f"  {path.stem}: {rows[-1]['seconds']:.1f} s, {rows[-1]['peak memory (GiB)']} GiB", flush=True)
     finally:
         if env_quick is None:
             os.environ.pop("GENVAE_QUICK")
@@ -526,7 +546,7 @@ def section_chapters(device: torch.device, quick: bool = False) -> dict:
 
 
 def _run(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Run a command from the repository root; returns (seconds, peak RSS in GiB of it and its children)."""
+    """Run a command from the repository root; returns (seconds, peak memory in GiB of it and its children)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -552,7 +572,7 @@ def section_book(device: torch.device) -> dict:
                                  str(out)], env={"GENVAE_QUICK": "0"})
         finally:
             shutil.rmtree(out, ignore_errors=True)
-        rows.append({"what": f"jupyter-book build, full mode: {what}", "seconds": seconds, "peak RSS (GiB)": rss})
+        rows.append({"what": f"jupyter-book build, full mode: {what}", "seconds": seconds, "peak memory (GiB)": rss})
         print(f"  {rows[-1]['what']}: {seconds:.1f} s, {rss} GiB", flush=True)
     print(table(rows))
     return {"rows": rows}
@@ -565,7 +585,7 @@ def section_chapters_cold(device: torch.device) -> dict:
         with temporary_cache(None) as cache:
             seconds, rss = _run([sys.executable, str(HERE / "run.py"), "--execute", str(path)], env={"GENVAE_QUICK": "0"})
             shutil.rmtree(cache, ignore_errors=True)
-        rows.append({"chapter": path.stem, "seconds": seconds, "peak RSS (GiB)": rss})
+        rows.append({"chapter": path.stem, "seconds": seconds, "peak memory (GiB)": rss})
         print(f"  {path.stem}: {seconds:.1f} s", flush=True)
     print(table(rows))
     return {"rows": rows}
@@ -587,9 +607,9 @@ def section_quick(device: torch.device) -> dict:
         with temporary_cache(None) as cache:
             env = {"GENVAE_QUICK": "1"}
             s, rss = _run([sys.executable, "-m", "pytest", "-q", "--nbval-lax", "book/", "-p", "no:cacheprovider"], env)
-            rows.append({"what": "pytest --nbval-lax book/ (quick mode, empty cache)", "seconds": s, "peak RSS (GiB)": rss})
+            rows.append({"what": "pytest --nbval-lax book/ (quick mode, empty cache)", "seconds": s, "peak memory (GiB)": rss})
             s, rss = _run([_jupyter_book(), "build", ".", "--all", "-W", "--keep-going", "--path-output", str(out)], env)
-            rows.append({"what": "quick book build (models cached by nbval)", "seconds": s, "peak RSS (GiB)": rss})
+            rows.append({"what": "quick book build (models cached by nbval)", "seconds": s, "peak memory (GiB)": rss})
             shutil.rmtree(cache, ignore_errors=True)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -669,9 +689,9 @@ def _targets_md() -> str:
         add("MLP VAE epoch (784-400-20, batch 128), fraction of fp32 peak", ">= 0.70",
             f"{g['fraction of fp32 peak']:.2f}", "CPU")
         add("genvae loop against the examples-style loop, same test loss", "report", f"{loop['ratio']:.2f}x faster", "CPU")
-    peaks = [r["peak_rss_gib"] for r in (rep,) if r] + [x["peak RSS (GiB)"] for d in (book, ch) if d for x in d["rows"]]
+    peaks = [r["peak_rss_gib"] for r in (rep,) if r] + [x["peak memory (GiB)"] for d in (book, ch) if d for x in d["rows"]]
     if peaks:
-        add("peak RSS of `make book` (all its processes)", "<= 2 GiB", f"{max(peaks)} GiB", "CPU")
+        add("peak memory of `make book` (all its processes, PSS)", "<= 2 GiB", f"{max(peaks)} GiB", "CPU")
     if quick:
         add("quick CI path (nbval + quick build; set-up and unit tests excluded)", "report",
             f"{sum(r['seconds'] for r in quick['rows']):.0f} s", "CPU")
@@ -697,9 +717,9 @@ def render() -> None:
             if s == "reproduce":
                 parts.append(f"Total: **{r['models']} models in {r['total_seconds']:.0f} s**, "
                              f"{r.get('jobs', 1)} training process(es) side by side"
-                             f"{', grids stacked' if r['stacked'] else ''}; peak RSS of all processes "
-                             f"{r['peak_rss_gib']} GiB. Units run side by side, so their seconds add up to more "
-                             "than the total.\n")
+                             f"{', grids stacked' if r['stacked'] else ''}; peak memory of all processes "
+                             f"{r['peak_rss_gib']} GiB (PSS). Units run side by side, so their seconds add up to more "
+                             "than the total when several processes train.\n")
             if s == "chapters":
                 parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
         if device_suffix == "":
@@ -723,9 +743,13 @@ def main() -> None:
                         "(default: genvae's default for the device)")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results/")
     parser.add_argument("--execute", metavar="NOTEBOOK", help=argparse.SUPPRESS)
+    parser.add_argument("--reproduce-report", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.execute:
         execute(args.execute)
+        return
+    if args.reproduce_report:
+        reproduce_report(args.reproduce_report, torch.device(args.device or "cpu"), args.jobs)
         return
     if args.render:
         render()

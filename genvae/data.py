@@ -162,7 +162,10 @@ def read_idx(path: str | Path) -> torch.Tensor:
     here directly: importing torchvision only to parse it takes longer than the
     parsing (about 1.5 s against 0.1 s on the 2-core machine).
     """
-    data = Path(path).read_bytes()
+    path = Path(path)
+    data = bytearray(path.stat().st_size)  # read straight into a writable buffer: one copy of the file in memory
+    with open(path, "rb") as f:
+        f.readinto(data)
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise DataCorruptError(f"{path} is not an IDX file of unsigned bytes")
     ndim = data[3]
@@ -170,7 +173,7 @@ def read_idx(path: str | Path) -> torch.Tensor:
     offset = 4 + 4 * ndim
     if len(data) - offset != math.prod(shape):
         raise DataCorruptError(f"{path} holds {len(data) - offset} values, its header says {shape}")
-    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(shape)
+    return torch.frombuffer(data, dtype=torch.uint8, offset=offset).reshape(shape)
 
 
 @lru_cache(maxsize=4)
@@ -181,7 +184,7 @@ def _load_raw(name: str, root: Path, download: bool) -> tuple[torch.Tensor, ...]
     out = []
     for prefix in ("train", "t10k"):
         images = read_idx(folder / f"{prefix}-images-idx3-ubyte")
-        x = (images.to(torch.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28) in [0, 1]
+        x = images.to(torch.float32).div_(255.0).unsqueeze(1)  # (N, 1, 28, 28) in [0, 1], no temporary
         out += [x, read_idx(folder / f"{prefix}-labels-idx1-ubyte").to(torch.int64)]
     return tuple(out)
 

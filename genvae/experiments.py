@@ -239,9 +239,10 @@ def reproduce(
 ) -> list[UnitResult]:
     """Train every experiment not yet cached, in units (a grid is one unit when stacked).
 
-    With ``jobs`` > 1, units train in that many worker processes, the longest
-    first, each with ``cpu_count // jobs`` threads; every finished model is in the
-    cache at once, so an interruption loses only the units in flight.
+    With ``jobs`` > 1, units train in that many processes at once (this one and
+    ``jobs - 1`` workers), the longest first, each with ``cpu_count // jobs``
+    threads; every finished model is in the cache at once, so an interruption
+    loses only the units in flight.
     ``on_unit(result, progress)`` is called as each unit finishes.
     """
     from .settings import default_device
@@ -265,21 +266,53 @@ def reproduce(
             finished(unit, *_train_unit(unit, quick, str(device), stack, progress=True), f)
         return results
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue
+    import threading
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
 
+    # This process trains too, beside jobs - 1 workers: one torch process fewer in memory.
+    # All of them take the next unit, longest first, from one queue, so they end together.
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    order = sorted(range(len(units)), key=lambda i: -flops[i])  # longest first: the two workers end together
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = {pool.submit(_train_unit, units[i], quick, str(device), stack): i for i in order}
-        try:
-            for fut in as_completed(futures):
-                i = futures[fut]
-                finished(units[i], *fut.result(), flops[i])
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    todo = deque(sorted(range(len(units)), key=lambda i: -flops[i]))
+    lock, done = threading.Lock(), queue.Queue()  # units finished by the workers, reported from here
+
+    def take() -> int | None:
+        with lock:
+            return todo.popleft() if todo else None
+
+    def submit(pool) -> None:
+        i = take()
+        if i is not None:
+            fut = pool.submit(_train_unit, units[i], quick, str(device), stack)
+            fut.add_done_callback(lambda f, i=i: (done.put((i, f)), submit(pool)))
+
+    def report_workers(block: bool) -> None:
+        while len(results) < len(units):
+            try:
+                i, fut = done.get(block=block)
+            except queue.Empty:
+                return
+            finished(units[i], *fut.result(), flops[i])
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(threads,)) as pool:
+            try:
+                for _ in range(jobs - 1):
+                    submit(pool)
+                while (i := take()) is not None:
+                    finished(units[i], *_train_unit(units[i], quick, str(device), stack), flops[i])
+                    report_workers(block=False)
+                report_workers(block=True)
+            except BaseException:
+                with lock:
+                    todo.clear()  # nothing new starts; finished models are already in the cache
+                raise
+    finally:
+        torch.set_num_threads(threads_before)
     return results
 
 

@@ -49,20 +49,40 @@ def _check_recon(kind: str) -> None:
         raise ValueError(f"reconstruction loss must be one of {RECON_KINDS}, got {kind!r}")
 
 
+_IMAGE_DIMS = (-3, -2, -1)
+
+
+def _image_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Sum of ``a * b`` over the image dimensions; ``b`` may lack ``a``'s leading sample dimension.
+
+    For ``(S, B, 1, 28, 28)`` against ``(B, 1, 28, 28)`` this is one batched matrix
+    product, about twice as fast on a CPU as the elementwise product and sum.
+    """
+    if a.dim() == b.dim() + 1:
+        return torch.einsum("sbp,bp->sb", a.flatten(-3), b.flatten(-3))
+    return (a * b).sum(_IMAGE_DIMS)
+
+
 def decoder_log_prob(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:
     """log p(x|z) per image, constants included (see the module docstring).
 
     Sums over the last three (image) dimensions, so ``x_logits`` of shape
     ``(S, B, 1, 28, 28)`` against ``x`` of shape ``(B, 1, 28, 28)`` gives ``(S, B)``
-    by broadcasting, without copying x S times.
+    by broadcasting, without copying x S times. Both are written as sums of
+    products, which the IWAE bound evaluates for millions of codes:
+
+    * Bernoulli: ``log p = sum x * l - softplus(l)`` with logits l (the same number
+      as minus the binary cross-entropy, for any x in [0, 1]);
+    * Gaussian, variance 1/2: ``-sum (x_hat - x)^2 = -(sum x_hat^2 - 2 sum x_hat x + sum x^2)``,
+      minus the constant ``(784 / 2) log(pi)``.
     """
     _check_recon(kind)
     if kind == "bce":
-        x = x.expand_as(x_logits)
-        return -F.binary_cross_entropy_with_logits(x_logits, x, reduction="none").sum((-3, -2, -1))
-    sq = (torch.sigmoid(x_logits) - x).pow(2)
-    n_pixels = sq.shape[-3] * sq.shape[-2] * sq.shape[-1]
-    return -sq.sum((-3, -2, -1)) - 0.5 * n_pixels * math.log(math.pi)
+        return _image_dot(x_logits, x) - F.softplus(x_logits).sum(_IMAGE_DIMS)
+    x_hat = torch.sigmoid(x_logits)
+    sq = x_hat.pow(2).sum(_IMAGE_DIMS) - 2 * _image_dot(x_hat, x) + x.pow(2).sum(_IMAGE_DIMS)
+    n_pixels = x_hat.shape[-3] * x_hat.shape[-2] * x_hat.shape[-1]
+    return -sq - 0.5 * n_pixels * math.log(math.pi)
 
 
 def reconstruction_loss(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:

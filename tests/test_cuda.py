@@ -116,3 +116,11 @@ def test_helpers_take_cpu_inputs_for_models_on_cuda(small_mnist, cuda):
     cpu_model.load_state_dict(model.state_dict())
     torch.testing.assert_close(model.sample(5, generator=g1).cpu(), cpu_model.sample(5, generator=g2), atol=1e-5, rtol=0)
     assert metrics.iwae_bound(model, x, k=200) == pytest.approx(metrics.iwae_bound(cpu_model, x, k=200), rel=0.01)
+
+
+def test_layer_table_of_a_model_on_cuda_takes_a_cpu_image(small_mnist, cuda):
+    from genvae.models import layer_table
+
+    model = build_model(ModelConfig("ae", arch="conv", latent_dim=2, channels=(4, 8), hidden=(16,))).cuda()
+    rows = layer_table(model, small_mnist.x_test[:1])
+    assert rows[-1]["output"] == (1, 28, 28)

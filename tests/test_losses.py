@@ -141,3 +141,13 @@ def test_objective_dispatches_on_output_type():
         losses.objective(object(), x, y)
     with pytest.raises(ValueError, match="mse"):
         losses.reconstruction_loss(x, x, "l1")
+
+
+@pytest.mark.parametrize("kind", ["bce", "mse"])
+def test_decoder_log_prob_of_many_samples_broadcasts_the_images(kind):
+    x = images(3, seed=7)
+    logits = torch.randn(5, 3, 1, 28, 28, generator=torch.Generator().manual_seed(8))  # 5 samples per image
+    many = losses.decoder_log_prob(logits, x, kind)
+    assert many.shape == (5, 3)
+    for s in range(5):
+        torch.testing.assert_close(many[s], losses.decoder_log_prob(logits[s], x, kind), rtol=1e-5, atol=1e-3)

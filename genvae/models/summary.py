@@ -27,8 +27,8 @@ def layer_table(model: nn.Module, x: torch.Tensor, method: str = "forward") -> l
 
         hooks.append(module.register_forward_hook(hook))
     try:
-        with eval_mode(model), torch.no_grad():
-            getattr(model, method)(x)
+        with eval_mode(model) as dev, torch.no_grad():
+            getattr(model, method)(x.to(dev))
     finally:
         for h in hooks:
             h.remove()
