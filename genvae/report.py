@@ -1,0 +1,131 @@
+"""Text that a chapter's own run computes: glued numbers, verdicts, Markdown tables, the quick-mode note.
+
+The book promises that every number in its prose comes from the reader's run. A chapter computes a
+value, names it with :func:`glue`, and its Markdown cites it as ``{glue:text}`name``` (myst-nb fills it
+in at build time). Verdict *words* are glued the same way, chosen by :func:`verdict` from the measured
+numbers, so a sentence can never claim "below" when the run measured "above". Longer generated text
+(tables, lists) is displayed as Markdown with :func:`show`, so it reads as prose in the page, not as
+``print`` output.
+
+    >>> from genvae import report
+    >>> report.verdict(0.02 < 0.03, "below", "above")
+    'below'
+    >>> report.how_often([True, True, False], "seed")
+    'in 2 of 3 seeds'
+    >>> print(report.table([{"d": 2, "MSE": 0.0375}], floatfmt="{:.4f}"))
+    | d | MSE |
+    |---|---|
+    | 2 | 0.0375 |
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
+
+from . import settings
+
+__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "number", "bullets"]
+
+
+def glue(name: str, value, fmt: str | None = None):
+    """Give ``value`` a name the chapter's Markdown can cite as ``{glue:text}`name```, and return it.
+
+    ``fmt`` (a ``str.format`` spec such as ``"{:.4f}"``) turns a number into the exact text shown, so the
+    page and the notebook agree on rounding. Outside a myst-nb build (Colab, a plain Jupyter) nothing is
+    displayed and the value is simply returned.
+    """
+    shown = fmt.format(value) if fmt is not None else value
+    if isinstance(shown, numbers.Real) and not isinstance(shown, bool) and not math.isfinite(float(shown)):
+        shown = str(shown)
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # not building the book: the reader sees the notebook's own outputs
+        return value
+    _glue(name, shown, display=False)
+    return value
+
+
+def glue_all(values: Mapping[str, object], fmt: str | None = None) -> None:
+    """:func:`glue` each ``name: value`` pair with one format."""
+    for name, value in values.items():
+        glue(name, value, fmt)
+
+
+def number(x: float, digits: int = 3) -> str:
+    """``x`` for prose: integers with thousands separators (``12,544``), others with ``digits`` significant
+    digits (``0.0375``)."""
+    x = float(x)
+    if math.isfinite(x) and x == int(x):
+        return f"{int(x):,}"
+    return f"{x:.{digits}g}"
+
+
+def verdict(condition: bool, yes: str, no: str) -> str:
+    """The word a measured ``condition`` earns (``verdict(ae < pca, "below", "above")``)."""
+    return yes if bool(condition) else no
+
+
+def how_often(flags: Iterable[bool], unit: str, plural: str | None = None) -> str:
+    """``"in 2 of 3 seeds"``: how often a verdict held across runs, for prose that says so."""
+    flags = [bool(f) for f in flags]
+    if not flags:
+        raise ValueError("how_often needs at least one outcome")
+    plural = plural or unit + "s"
+    n = len(flags)
+    return f"in {sum(flags)} of {n} {unit if n == 1 else plural}"
+
+
+def _cell(value, floatfmt: str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, numbers.Real):
+        return floatfmt.format(float(value)) if math.isfinite(float(value)) else str(float(value))
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows, floatfmt: str = "{:.4g}", index: str | None = None) -> str:
+    """A Markdown table from a list of dicts, or from a pandas DataFrame (its index becomes a column named
+    ``index`` or the index's own name). Floats are shown with ``floatfmt``; columns follow the first row."""
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame, without importing pandas here
+        frame = rows
+        name = index or frame.index.name or ""
+        rows = [{name: i, **r} for i, r in zip(frame.index, frame.to_dict("records"))]
+    rows = list(rows)
+    if not rows:
+        raise ValueError("table needs at least one row")
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c, ""), floatfmt) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def bullets(items: Sequence[str]) -> str:
+    """A Markdown bullet list."""
+    return "\n".join(f"- {item}" for item in items)
+
+
+def show(markdown: str) -> None:
+    """Display generated Markdown in the page (MyST syntax works: the book renders it as MyST)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(markdown))
+
+
+QUICK_NOTE = (
+    ":::{{note}}\nThis page was built in **quick mode** (`GENVAE_QUICK=1`): its models trained for at most "
+    "{epochs} epochs on {subset}, so every number on it is a small-run number. The published book runs in full mode, "
+    "and `make book` rebuilds it on your machine.\n:::"
+)
+
+
+def quick_note() -> None:
+    """In quick mode, show a visible note that the page's numbers come from small runs; otherwise nothing."""
+    if settings.quick_mode():
+        from .train import QUICK_EPOCHS, QUICK_TRAIN_SIZE
+
+        show(QUICK_NOTE.format(epochs=QUICK_EPOCHS, subset=f"{QUICK_TRAIN_SIZE:,} training images"))
