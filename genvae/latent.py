@@ -152,3 +152,45 @@ class PCA:
         """Projection back to image space, clipped to [0, 1], ``(N, 1, 28, 28)``."""
         flat = self.embed(x).double() @ self.components + self.mean
         return flat.clamp(0, 1).float().view(-1, *x.shape[1:])
+
+
+class CodePlane:
+    """A 2-D view of D-dimensional codes, for the book's scatter and grid figures.
+
+    With D = 2 it is the identity. With D > 2 it is the plane of the codes' top two principal
+    directions: :meth:`project` gives the coordinates of codes in that plane, and :meth:`lift` maps
+    plane points back to codes (the mean plus the point on the plane), so that a grid in the plane can be
+    decoded. The figures say which one they show through :attr:`axis_labels`.
+    """
+
+    def __init__(self, z: torch.Tensor):
+        z = z.detach().float().cpu()
+        self.dim = z.shape[1]
+        if self.dim < 2:
+            raise ValueError(f"a 2-D view needs codes of at least 2 dimensions, got {self.dim}")
+        self.mean = z.mean(0) if self.dim > 2 else torch.zeros(2)
+        if self.dim > 2:
+            _, vecs = torch.linalg.eigh(torch.cov(z.T))  # ascending eigenvalues
+            self.basis = vecs.flip(1)[:, :2].T.contiguous()  # (2, D)
+        else:
+            self.basis = torch.eye(2)
+
+    @property
+    def projected(self) -> bool:
+        return self.dim > 2
+
+    @property
+    def axis_labels(self) -> tuple[str, str]:
+        if self.projected:
+            return (f"PC 1 of the {self.dim}-D codes", f"PC 2 of the {self.dim}-D codes")
+        return ("$z_1$", "$z_2$")
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Plane coordinates ``(N, 2)`` of codes ``(N, D)``."""
+        if z.shape[1] != self.dim:
+            raise ValueError(f"this plane was fitted to {self.dim}-D codes, got {z.shape[1]}-D")
+        return (z.detach().float().cpu() - self.mean) @ self.basis.T
+
+    def lift(self, p: torch.Tensor) -> torch.Tensor:
+        """Codes ``(N, D)`` of plane points ``(N, 2)``."""
+        return self.mean + p.float() @ self.basis

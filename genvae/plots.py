@@ -15,7 +15,7 @@ import torch
 from matplotlib.axes import Axes
 from PIL import Image
 
-from .latent import decode
+from .latent import CodePlane, decode
 from .models import ModelConfig
 
 __all__ = [
@@ -96,19 +96,20 @@ def latent_scatter(
     s: float = 2.0,
     legend: bool = True,
 ) -> Axes:
-    """2-D latent codes ``(N, 2)`` coloured by class ``(N,)``, with a legend."""
-    if z.shape[1] != 2:
-        raise ValueError(f"latent_scatter draws 2-D codes; got {z.shape[1]} dimensions (project them first)")
+    """Latent codes ``(N, D)`` coloured by class ``(N,)``, with a legend. Codes with D > 2 are drawn in the
+    plane of their top two principal directions (:class:`genvae.latent.CodePlane`), and the axes say so."""
+    plane = CodePlane(z)
+    labels = plane.axis_labels
     ax = _ax(ax)
-    z, y = np.asarray(z), np.asarray(y)
+    z, y = np.asarray(plane.project(z)), np.asarray(y)
     k = int(y.max()) + 1
     classes = classes or [str(i) for i in range(k)]
     colours = palette(k)
     for c in range(k):
         pts = z[y == c]
         ax.scatter(pts[:, 0], pts[:, 1], s=s, color=colours[c], label=classes[c], alpha=0.6, linewidths=0, rasterized=True)
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
     if title:
         ax.set_title(title)
     if legend:
@@ -122,17 +123,26 @@ def latent_grid(
     extent: tuple[float, float, float, float] = (-3, 3, -3, 3),
     ax: Axes | None = None,
     title: str | None = None,
+    plane: CodePlane | None = None,
 ) -> Axes:
-    """Decode an ``n`` x ``n`` grid of 2-D latent points spanning ``extent`` = (x0, x1, y0, y1)."""
+    """Decode an ``n`` x ``n`` grid of latent points spanning ``extent`` = (x0, x1, y0, y1).
+
+    For a 2-D code the grid is the code itself. For a larger code, pass the ``plane`` of some codes
+    (:class:`genvae.latent.CodePlane`, e.g. of the test codes): the grid then lies in that plane."""
+    if plane is None:
+        dim = model.config.latent_dim
+        if dim != 2:
+            raise ValueError(f"the model has {dim}-D codes: pass plane=latent.CodePlane(codes) to pick a 2-D slice")
+        plane = CodePlane(torch.zeros(1, 2))
     x0, x1, y0, y1 = extent
     xs = torch.linspace(x0, x1, n)
     ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
-    images = decode(model, grid)
+    images = decode(model, plane.lift(grid))
     ax = _ax(ax, figsize=(7, 7))
     ax.imshow(tile(images, n, pad=0), cmap="gray_r", vmin=0, vmax=1, extent=(x0, x1, y0, y1))
-    ax.set_xlabel("$z_1$")
-    ax.set_ylabel("$z_2$")
+    ax.set_xlabel(plane.axis_labels[0])
+    ax.set_ylabel(plane.axis_labels[1])
     if title:
         ax.set_title(title)
     return ax

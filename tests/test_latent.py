@@ -91,3 +91,26 @@ def test_fitted_gaussian_matches_the_codes_and_uses_only_its_generator():
     torch.testing.assert_close(s.mean(0), z.mean(0), atol=0.05, rtol=0)
     torch.testing.assert_close(torch.cov(s.T), torch.cov(z.T), atol=0.08, rtol=0)
     assert torch.equal(s, fit.sample(20_000, generator=torch.Generator().manual_seed(1)))
+
+
+def test_code_plane_is_identity_in_two_dimensions():
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    plane = latent.CodePlane(z)
+    assert not plane.projected and plane.axis_labels == ("$z_1$", "$z_2$")
+    torch.testing.assert_close(plane.project(z), z)
+    torch.testing.assert_close(plane.lift(z), z)
+
+
+def test_code_plane_keeps_the_two_widest_directions():
+    g = torch.Generator().manual_seed(0)
+    # Spread 5 and 3 along two known directions of a 4-D space, 0.01 along the others.
+    q, _ = torch.linalg.qr(torch.randn(4, 4, generator=g))
+    z = (torch.randn(4000, 4, generator=g) * torch.tensor([5.0, 3.0, 0.01, 0.01])) @ q.T + 2.0
+    plane = latent.CodePlane(z)
+    assert plane.projected and "4-D" in plane.axis_labels[0]
+    p = plane.project(z)
+    assert p.std(0)[0] == pytest.approx(5.0, rel=0.05) and p.std(0)[1] == pytest.approx(3.0, rel=0.05)
+    # lift(project(z)) recovers z up to the tiny spread off the plane
+    assert (plane.lift(p) - z).abs().max() < 0.1
+    with pytest.raises(ValueError, match="4-D"):
+        plane.project(torch.zeros(3, 3))

@@ -38,8 +38,8 @@ def test_latent_scatter_has_a_legend_entry_per_class():
     ax = plots.latent_scatter(z, y, title="t")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [str(i) for i in range(10)]
     assert ax.get_xlabel() == "$z_1$"
-    with pytest.raises(ValueError, match="2-D"):
-        plots.latent_scatter(torch.randn(5, 3), y[:5])
+    with pytest.raises(ValueError, match="at least 2"):
+        plots.latent_scatter(torch.randn(5, 1), y[:5])
 
 
 def test_grids_and_strips_render():
@@ -74,3 +74,18 @@ def test_source_is_a_fenced_python_block_dedented():
     md = plots.source(train_step, AutoEncoder.forward).data
     assert md.startswith("```python\ndef train_step(") and md.endswith("\n```")
     assert "\ndef forward(self, x" in md  # the method, dedented to column 0
+
+
+def test_larger_codes_are_drawn_in_their_principal_plane():
+    from genvae import latent
+
+    model = build_model(ModelConfig(kind="ae", latent_dim=4, hidden=(16,))).eval()
+    z = torch.randn(200, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(200) % 10
+    ax = plots.latent_scatter(z, y)
+    assert "PC 1 of the 4-D codes" == ax.get_xlabel()
+    with pytest.raises(ValueError, match="plane"):
+        plots.latent_grid(model, n=3)
+    ax = plots.latent_grid(model, n=3, plane=latent.CodePlane(z))
+    assert ax.get_images()[0].get_array().shape == (3 * 28, 3 * 28)
+    plt.close("all")
