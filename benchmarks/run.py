@@ -512,8 +512,12 @@ def section_headlines(device: torch.device) -> dict:
 
 # --------------------------------------------------------------------------- chapters, book, quick
 
+CHAPTER_FILTER: list[str] = []  # --chapter: only chapters whose file name contains one of these
+
+
 def chapters() -> list[Path]:
-    return sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    found = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in found if not CHAPTER_FILTER or any(f in p.name for f in CHAPTER_FILTER)]
 
 
 def section_chapters(device: torch.device, quick: bool = False) -> dict:
@@ -741,10 +745,13 @@ def main() -> None:
                              "reproduce section runs; genvae's usual cache otherwise)")
     parser.add_argument("--jobs", type=int, default=None, help="training processes in the reproduce section "
                         "(default: genvae's default for the device)")
+    parser.add_argument("--chapter", nargs="+", default=[],
+                        help="chapters and chapters-cold sections: only chapters whose file name contains one of these")
     parser.add_argument("--render", action="store_true", help="only rewrite RESULTS.md from results/")
     parser.add_argument("--execute", metavar="NOTEBOOK", help=argparse.SUPPRESS)
     parser.add_argument("--reproduce-report", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    CHAPTER_FILTER.extend(args.chapter)
     if args.execute:
         execute(args.execute)
         return

@@ -11,9 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
-from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
+from torch.distributions import Categorical, Distribution, MixtureSameFamily, MultivariateNormal
 
-__all__ = ["toy_density", "fit_gmm", "mean_log_likelihood", "highest_density_level"]
+__all__ = [
+    "toy_density", "fit_gmm", "mean_log_likelihood", "highest_density_level",
+    "as_torch", "log_density", "model_samples", "region_level", "fraction_inside", "log10_relative_density",
+]
+
+# A density model here is a ``torch.distributions`` object (the known truth) or a fitted
+# sklearn ``GaussianMixture`` (a model of it); the helpers below accept either.
+DensityModel = Distribution | GaussianMixture
 
 
 def toy_density(n_components: int = 6, radius: float = 4.0, seed: int = 0) -> MixtureSameFamily:
@@ -54,3 +61,81 @@ def highest_density_level(log_density_of_samples: np.ndarray, mass: float = 0.9)
     samples lie where the density is above the 10% quantile of those values.
     """
     return float(np.quantile(np.asarray(log_density_of_samples), 1 - mass))
+
+
+def as_torch(model: DensityModel) -> Distribution:
+    """The same density as a ``torch.distributions`` object (float64 for a fitted mixture).
+
+    A fitted ``GaussianMixture`` (full covariances) becomes a ``MixtureSameFamily`` of
+    ``MultivariateNormal`` components with the fitted weights, means and covariances.
+    """
+    if isinstance(model, Distribution):
+        return model
+    if model.covariance_type != "full":
+        raise ValueError(f"only full-covariance mixtures are supported, got {model.covariance_type!r}")
+    weights = torch.as_tensor(model.weights_, dtype=torch.float64)  # (K,)
+    means = torch.as_tensor(model.means_, dtype=torch.float64)  # (K, D)
+    covs = torch.as_tensor(model.covariances_, dtype=torch.float64)  # (K, D, D)
+    return MixtureSameFamily(Categorical(probs=weights), MultivariateNormal(means, covariance_matrix=covs))
+
+
+def log_density(model: DensityModel, points) -> np.ndarray:
+    """log p(x) in nats at each of the points ``(N, D)``, as an ``(N,)`` array."""
+    if isinstance(model, Distribution):
+        dtype = model.mean.dtype if model.mean.is_floating_point() else torch.float32
+        return model.log_prob(torch.as_tensor(np.asarray(points), dtype=dtype)).numpy()
+    return model.score_samples(np.asarray(points))
+
+
+def model_samples(model: DensityModel, n: int = 20000, seed: int = 0) -> np.ndarray:
+    """``n`` points ``(n, D)`` drawn from the model, reproducibly: the same ``seed`` gives the same points.
+
+    The draw goes through its own ``torch.Generator``, so it neither uses nor moves the global
+    random state. A Gaussian mixture is sampled the way the chapter describes it: pick a
+    component with probability equal to its weight, then draw from that Gaussian,
+    ``x = mean_k + L_k @ eps`` with ``L_k`` the Cholesky factor of its covariance.
+    """
+    dist = as_torch(model)
+    g = torch.Generator().manual_seed(seed)
+    if isinstance(dist, MixtureSameFamily) and isinstance(dist.component_distribution, MultivariateNormal):
+        probs = dist.mixture_distribution.probs  # (K,)
+        comps = dist.component_distribution
+        k = torch.multinomial(probs, n, replacement=True, generator=g)  # (n,) component of each point
+        loc, scale_tril = comps.loc[k], comps.scale_tril[k]  # (n, D), (n, D, D)
+    elif isinstance(dist, MultivariateNormal):
+        loc = dist.loc.expand(n, -1)
+        scale_tril = dist.scale_tril.expand(n, -1, -1)
+    else:
+        raise TypeError(f"cannot sample {type(dist).__name__} with an explicit generator")
+    eps = torch.randn(loc.shape, generator=g, dtype=loc.dtype)  # (n, D)
+    return (loc + (scale_tril @ eps[..., None])[..., 0]).numpy()
+
+
+def region_level(model: DensityModel, mass: float = 0.9, n_samples: int = 20000, seed: int = 0) -> float:
+    """The log-density level of the model's highest-density region holding ``mass`` of its probability.
+
+    Estimated from ``n_samples`` of the model's own samples (:func:`highest_density_level`);
+    the region is every x with ``log_density(model, x) >= level``.
+    """
+    return highest_density_level(log_density(model, model_samples(model, n_samples, seed)), mass)
+
+
+def fraction_inside(model: DensityModel, points, mass: float = 0.9, n_samples: int = 20000, seed: int = 0) -> float:
+    """The fraction of ``points`` ``(N, D)`` that lie inside the model's ``mass`` highest-density region.
+
+    For points drawn from the model itself this is close to ``mass``: a 90% region holds about 90%
+    of the data, not "almost all" of it.
+    """
+    level = region_level(model, mass, n_samples, seed)
+    return float(np.mean(log_density(model, points) >= level))
+
+
+def log10_relative_density(model: DensityModel, at, reference) -> float:
+    """log10 of the density at the point ``at`` ``(D,)`` over the density at the median ``reference`` point.
+
+    "Median" is the median of the log-densities of the ``reference`` points ``(N, D)``, so a value
+    of 0.4 means ``at`` is 10**0.4 = 2.5 times as dense as a typical reference point, and -40 means
+    forty orders of magnitude less dense.
+    """
+    at = np.asarray(at, dtype=float).reshape(1, -1)
+    return float(log_density(model, at)[0] - np.median(log_density(model, reference))) / np.log(10)

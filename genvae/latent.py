@@ -9,7 +9,7 @@ from .utils import eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
-    "neighbour_rank", "line_path", "tour", "FittedGaussian", "PCA",
+    "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
 ]
 
 
@@ -194,3 +194,67 @@ class CodePlane:
     def lift(self, p: torch.Tensor) -> torch.Tensor:
         """Codes ``(N, D)`` of plane points ``(N, 2)``."""
         return self.mean + p.float() @ self.basis
+
+
+def claim_ranks(z: torch.Tensor, y: torch.Tensor, claims: list[tuple[int, int]]) -> list[int]:
+    """For each claim ``(a, b)`` ("b is among the nearest classes of a"), the rank of class ``b`` among the
+    other classes of ``a``, 1 = nearest, measured between class centroids.
+
+    ``z``: codes ``(N, D)`` (or any flattened data, e.g. pixels ``(N, 784)``); ``y``: labels ``(N,)``;
+    ``claims``: pairs of class indices (lists of two work too, as papermill passes them). Chapter 3 and
+    ``benchmarks/latent_claims.py`` test the claims over several training seeds with this.
+    """
+    dist = distance_matrix(centroids(z, y))  # (K, K)
+    ranks = []
+    for a, b in claims:
+        if a == b:
+            raise ValueError(f"a claim needs two different classes, got ({a}, {b})")
+        ranks.append(neighbour_rank(dist, int(a), int(b)))
+    return ranks
+
+
+def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3),
+               plane: CodePlane | None = None) -> torch.Tensor:
+    """The codes ``(n*n, D)`` of an ``n`` x ``n`` grid over ``extent`` = (x0, x1, y0, y1), in reading order.
+
+    Row by row from the top (largest second coordinate) down, left to right in each row: the order in
+    which :func:`genvae.plots.latent_grid` tiles their decodings. Without ``plane`` the grid is 2-D codes;
+    with one (:class:`CodePlane`) it is the plane's points lifted to D-dimensional codes.
+    """
+    x0, x1, y0, y1 = extent
+    xs = torch.linspace(x0, x1, n)
+    ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
+    return grid if plane is None else plane.lift(grid)
+
+
+__all__ += ["grid_codes"]
+
+
+class CodeCache:
+    """The codes of one image set under many trained models, each encoded once.
+
+    A chapter that draws the same model's codes in several figures asks ``codes_of(trained)`` each
+    time; the first call encodes (the posterior mean for a VAE, see :func:`encode`), later calls
+    return the kept tensor. Models are told apart by their cache name (``TrainedModel.name``), which
+    holds every setting that changes the weights (kind, latent size, beta, gamma, seed).
+
+        >>> codes_of = CodeCache(mnist.x_test)  # doctest: +SKIP
+        >>> z = codes_of(experiments.vae(2).load())  # doctest: +SKIP  (10000, 2)
+    """
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x  # (N, C, H, W) the images every model encodes
+        self._codes: dict[str, torch.Tensor] = {}
+
+    def __call__(self, trained) -> torch.Tensor:
+        """``(N, D)`` codes of :attr:`x` under ``trained.model``, encoded on the first call for its name."""
+        if trained.name not in self._codes:
+            self._codes[trained.name] = encode(trained.model, self.x)
+        return self._codes[trained.name]
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+
+__all__ += ["CodeCache"]

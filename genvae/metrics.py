@@ -270,3 +270,130 @@ def sample_quality(judged: Judgement, reference: torch.Tensor) -> dict[str, floa
         "class entropy (nats)": class_entropy(judged.probs),
         "pairwise feature distance": mean_pairwise_distance(judged.features),
     }
+
+
+def is_collapsed(report_or_active: dict | int) -> bool:
+    """True if a VAE's code carries no information: 0 active units (:func:`active_units`).
+
+    Takes the count itself or a :func:`latent_report` dict. A collapsed model's decoder ignores z (every
+    q(z|x) sits on the prior), so its samples and reconstructions are one average image, and the book
+    keeps it out of "which model wins" comparisons or marks it there.
+    """
+    active = report_or_active["active units"] if isinstance(report_or_active, dict) else report_or_active
+    return int(active) == 0
+
+
+__all__ += ["is_collapsed"]
+
+
+def confident_share(judged: Judgement, threshold: float = 0.5) -> float:
+    """Share of images whose top class gets probability above ``threshold``: how many the judge reads as
+    one clear digit (with 10 classes, p > 0.5 means one class outweighs all the others together)."""
+    return float((judged.probs.max(1).values > threshold).double().mean())
+
+
+__all__ += ["confident_share"]
+
+
+class SampleJudge:
+    """The judge with a fixed reference set of real digits: calling it on images gives :func:`sample_quality`.
+
+    The book compares many image sets (real digits, samples, reconstructions) with the same real
+    reference; this keeps the classifier and the reference's features together, so that every set is
+    judged the same way, in one pass of the classifier over it.
+
+        >>> score = SampleJudge(classifier, mnist.x_test[idx_ref])  # doctest: +SKIP
+        >>> score(model.sample(1000, generator=g))["Frechet distance"]  # doctest: +SKIP
+    """
+
+    def __init__(self, classifier: nn.Module, reference_images: torch.Tensor):
+        self.classifier = classifier
+        self.reference = judge(classifier, reference_images).features  # (N_ref, F)
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the size of the judge's feature vector (the Frechet distance's Gaussians live in R^F)."""
+        return self.reference.shape[1]
+
+    def __call__(self, images: torch.Tensor) -> dict[str, float]:
+        """:func:`sample_quality` of images ``(N, 1, 28, 28)`` against the reference."""
+        return sample_quality(judge(self.classifier, images), self.reference)
+
+
+__all__ += ["SampleJudge"]
+
+
+def latent_row(trained, kind: str, beta: float, knn_k: int = 5, dataset: str = "mnist",
+               report: dict | None = None) -> dict[str, object]:
+    """One row of the latent-effects tables (chapter 7): what a trained model's code does, by name.
+
+    ``report`` defaults to :func:`latent_report` of ``trained.model``, kept with the model by
+    :func:`genvae.cache.cached_eval` (it costs a pass over the training set). ``KL`` is the model's
+    KL term per image on the test set as training recorded it (``trained.metrics["kl"]``; NaN for an
+    autoencoder): an upper bound on the information the code carries about x, in nats. ``collapsed``
+    flags a VAE with 0 active units (:func:`is_collapsed`); for an autoencoder it is False.
+    """
+    if report is None:
+        from .cache import cached_eval  # the cache imports the trainer, which imports this module
+
+        report = cached_eval(trained, latent_report, dataset, knn_k=knn_k)
+    active = report.get("active units", math.nan)
+    return {
+        "model": kind,
+        "beta": beta,
+        "recon MSE": report["recon MSE"],
+        "KL": trained.metrics.get("kl", math.nan),
+        "active units": active,
+        "collapsed": not math.isnan(active) and is_collapsed(int(active)),
+        "kNN accuracy": report["kNN accuracy"],
+        "silhouette": report["silhouette"],
+        "head accuracy": report.get("head accuracy", math.nan),
+    }
+
+
+__all__ += ["latent_row"]
+
+
+def class_separation(z: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean distance between class centroids over mean distance of a code to its own centroid.
+
+    ``z``: codes ``(N, D)``, ``y``: classes ``(N,)`` (0..K-1, each present). A ratio without units, so
+    codes of different scales (a VAE's scale changes with beta) compare fairly; larger means classes
+    far apart compared with their own spread. Looks at class averages only, unlike the kNN accuracy.
+    """
+    from .latent import centroids, distance_matrix
+
+    c = centroids(z, y)  # (K, D)
+    between = distance_matrix(c)[~torch.eye(len(c), dtype=torch.bool)].mean()  # over ordered pairs a != b
+    within = (z - c[y]).norm(dim=1).mean()
+    return float(between / within)
+
+
+__all__ += ["class_separation"]
+
+
+def ratio(table, numerator, denominator, column: str) -> float:
+    """How many times one row's value is another's: ``table.loc[numerator, column] / table.loc[denominator, column]``.
+
+    ``table`` is a pandas DataFrame; rows are named by their index labels (tuples such as ``(16, "MLP")``
+    for a MultiIndex). Chapter 4 compares architectures with it ("the MLP's error is 1.3 times the
+    convolutional model's").
+    """
+    den = float(table.loc[denominator, column])
+    if den == 0:
+        raise ZeroDivisionError(f"{column!r} of {denominator!r} is 0: the ratio is undefined")
+    return float(table.loc[numerator, column]) / den
+
+
+def relative_spread(values) -> float:
+    """How far apart positive values are: ``max / min - 1`` (0.05 = the largest is 5% above the smallest).
+
+    Chapter 4 uses it to say how similar the errors of several architectures are, as one number.
+    """
+    v = np.asarray(list(values), dtype=float)  # (n,)
+    if v.size == 0 or not np.all(np.isfinite(v)) or np.any(v <= 0):
+        raise ValueError(f"relative_spread needs finite positive values, got {v.tolist()}")
+    return float(v.max() / v.min() - 1.0)
+
+
+__all__ += ["ratio", "relative_spread"]

@@ -15,12 +15,13 @@ import torch
 from matplotlib.axes import Axes
 from PIL import Image
 
-from .latent import CodePlane, decode
+from .latent import CodePlane, decode, grid_codes
 from .models import ModelConfig
 
 __all__ = [
     "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
     "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
+    "density_panel",
 ]
 
 
@@ -135,10 +136,7 @@ def latent_grid(
             raise ValueError(f"the model has {dim}-D codes: pass plane=latent.CodePlane(codes) to pick a 2-D slice")
         plane = CodePlane(torch.zeros(1, 2))
     x0, x1, y0, y1 = extent
-    xs = torch.linspace(x0, x1, n)
-    ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
-    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
-    images = decode(model, plane.lift(grid))
+    images = decode(model, grid_codes(n, extent, plane))  # (n*n, 1, 28, 28), row by row from the top
     ax = _ax(ax, figsize=(7, 7))
     ax.imshow(tile(images, n, pad=0), cmap="gray_r", vmin=0, vmax=1, extent=(x0, x1, y0, y1))
     ax.set_xlabel(plane.axis_labels[0])
@@ -286,6 +284,32 @@ def architecture(stages: Sequence[Stage], ax: Axes | None = None, title: str | N
     ax.set_xlim(-0.7, len(stages) - 0.3)
     ax.set_ylim(-4.6, 3.4)
     ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def density_panel(
+    model, points, ax: Axes | None = None, title: str | None = None, mass: float = 0.9,
+    extent: float = 7.0, resolution: int = 300, seed: int = 0,
+) -> Axes:
+    """A 2-D density (chapter 1) as shading, its ``mass`` highest-density region as a red contour, and ``points``.
+
+    ``model`` is a ``torch.distributions`` object or a fitted ``GaussianMixture`` (see
+    :mod:`genvae.density`); the density is evaluated on a ``resolution`` x ``resolution`` grid over
+    ``[-extent, extent]^2``, and the region's level is estimated from the model's own samples (``seed``).
+    """
+    from .density import log_density, region_level
+
+    ax = _ax(ax, figsize=(5.5, 5.5))
+    xs = np.linspace(-extent, extent, resolution)
+    grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)  # (R*R, 2)
+    logp = log_density(model, grid).reshape(resolution, resolution)  # rows follow x2, columns x1
+    ax.contourf(xs, xs, np.exp(logp), levels=30, cmap="Blues")
+    ax.contour(xs, xs, logp, levels=[region_level(model, mass, seed=seed)], colors="C3", linewidths=1.5)
+    points = np.asarray(points)
+    ax.scatter(points[:, 0], points[:, 1], s=3, c="k", alpha=0.6)
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
     if title:
         ax.set_title(title)
     return ax

@@ -9,7 +9,10 @@ For a model with a 2-D (or any) latent space and an independent classifier:
 
 The chapter on transitions reports, per model:
 
-* **off-path rate**: the share of frames classified as neither a nor b;
+* **off-path rate**: the share of *interior* frames (the two endpoints are the centroids themselves,
+  judged separately) classified as neither a nor b; a stricter variant counts a third class only
+  when the judge gives it probability above a threshold (``min_confidence=0.5``);
+* **endpoint accuracy**: the share of decoded centroids judged as their own class;
 * **one-switch rate**: the share of paths whose predicted class reads a...a b...b;
 * **mean confidence**: the classifier's average top probability along the paths.
 """
@@ -22,14 +25,42 @@ import torch
 from torch import nn
 
 from .latent import decode, line_path
-from .metrics import off_path_rate, predict_proba, switches_once
+from .metrics import predict_proba, switches_once
 
-__all__ = ["Transitions", "class_transitions", "ordered_pairs"]
+__all__ = ["Transitions", "class_transitions", "ordered_pairs", "off_path_share"]
 
 
 def ordered_pairs(k: int) -> list[tuple[int, int]]:
     """Every ordered pair (a, b) of distinct classes out of ``k``: k (k - 1) of them."""
     return [(a, b) for a in range(k) for b in range(k) if a != b]
+
+
+def off_path_share(
+    pred: torch.Tensor,
+    a: int,
+    b: int,
+    confidence: torch.Tensor | None = None,
+    min_confidence: float | None = None,
+    interior: bool = True,
+) -> float:
+    """Share of a path's frames judged as a third class, neither ``a`` nor ``b``.
+
+    ``pred``: ``(F,)`` predicted classes along one path (or ``(P, F)`` for several paths of the same pair).
+    With ``interior`` (the default) the first and last frame are left out: they decode the centroids
+    c(a) and c(b) themselves, whose verdicts are the endpoint accuracy, not a detour. With
+    ``min_confidence`` a frame counts only if the judge's top probability ``confidence`` (same shape as
+    ``pred``) is above it, so a frame the judge merely leans towards a third class is not counted.
+    """
+    off = (pred != a) & (pred != b)  # (..., F)
+    if min_confidence is not None:
+        if confidence is None:
+            raise ValueError("min_confidence needs the judge's confidence of every frame")
+        off = off & (confidence > min_confidence)
+    if interior:
+        if off.shape[-1] < 3:
+            raise ValueError(f"a path needs at least 3 frames to have an interior, got {off.shape[-1]}")
+        off = off[..., 1:-1]
+    return float(off.double().mean())
 
 
 @dataclass
@@ -46,16 +77,37 @@ class Transitions:
     def pairs(self) -> list[tuple[int, int]]:
         return ordered_pairs(self.n_classes)
 
-    def off_path_matrix(self) -> torch.Tensor:
-        """``(K, K)`` share of frames classified as neither endpoint; NaN on the diagonal."""
+    @property
+    def n_frames(self) -> int:
+        return self.pred.shape[-1]
+
+    def off_path_matrix(self, min_confidence: float | None = None, interior: bool = True) -> torch.Tensor:
+        """``(K, K)`` share of frames judged as neither endpoint (:func:`off_path_share`); NaN on the diagonal."""
         off = torch.full((self.n_classes, self.n_classes), float("nan"), dtype=torch.float64)
         for a, b in self.pairs():
-            off[a, b] = off_path_rate(self.pred[a, b], a, b)  # the same per-path measure as everywhere
+            off[a, b] = off_path_share(self.pred[a, b], a, b, self.confidence[a, b], min_confidence, interior)
         return off
 
-    def off_path_rate(self) -> float:
-        """Share of all frames, over all ordered pairs, classified as neither endpoint."""
-        return float(self.off_path_matrix().nanmean())
+    def off_path_rate(self, min_confidence: float | None = None, interior: bool = True) -> float:
+        """Share of all interior frames (all frames without ``interior``), over all ordered pairs, judged as
+        neither endpoint; with ``min_confidence``, only those judged so with top probability above it.
+        Every path has the same number of frames, so this is also the mean of :meth:`off_path_matrix`."""
+        return float(self.off_path_matrix(min_confidence, interior).nanmean())
+
+    def endpoint_classes(self) -> torch.Tensor:
+        """``(K,)`` the judged class of each decoded centroid (the first frame of every path from it)."""
+        k = self.n_classes
+        return torch.stack([self.pred[a, (a + 1) % k, 0] for a in range(k)])
+
+    def endpoint_accuracy(self) -> float:
+        """Share of endpoint frames, over both ends of all paths, judged as their own class.
+
+        Both ends of path (a, b) decode c(a) and c(b), so this is the share of decoded centroids that
+        the judge reads as their own class (up to rounding in the path's last point).
+        """
+        pairs = self.pairs()
+        hits = [int(self.pred[a, b, 0] == a) + int(self.pred[a, b, -1] == b) for a, b in pairs]
+        return sum(hits) / (2 * len(pairs))
 
     def one_switch_rate(self) -> float:
         """Share of paths whose predictions read a, ..., a, b, ..., b."""

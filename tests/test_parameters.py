@@ -17,7 +17,7 @@ CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 # One non-default value per parameter; each chapter runs once with all of them.
 MATRIX = {
-    "01_generative_models": dict(n_train=300, n_test=1000, n_components=4, seed=1),
+    "01_generative_models": dict(n_train=300, n_test=1000, n_components=4, mass=0.8, seed=1),
     "02_autoencoders": dict(latent_dim=3, latent_sizes=[3, 8], n_show=6),
     "03_latent_space": dict(seeds=[0, 1], claims=[[1, 7]], top=3, knn_k=3),
     "04_convolutional_autoencoders": dict(latent_dim=3, latent_sizes=[3], n_show=6, knn_k=3, noise_seed=1),
