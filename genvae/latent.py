@@ -10,6 +10,7 @@ from .utils import eval_mode, inference_batch
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
     "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
+    "CodePlane", "grid_codes", "CodeCache",
 ]
 
 
@@ -228,8 +229,6 @@ def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3
     return grid if plane is None else plane.lift(grid)
 
 
-__all__ += ["grid_codes"]
-
 
 class CodeCache:
     """The codes of one image set under many trained models, each encoded once.
@@ -256,5 +255,3 @@ class CodeCache:
     def __len__(self) -> int:
         return len(self._codes)
 
-
-__all__ += ["CodeCache"]

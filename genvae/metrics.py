@@ -20,6 +20,7 @@ __all__ = [
     "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
+    "is_collapsed", "confident_share", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
 ]
 
 
@@ -283,16 +284,12 @@ def is_collapsed(report_or_active: dict | int) -> bool:
     return int(active) == 0
 
 
-__all__ += ["is_collapsed"]
-
 
 def confident_share(judged: Judgement, threshold: float = 0.5) -> float:
     """Share of images whose top class gets probability above ``threshold``: how many the judge reads as
     one clear digit (with 10 classes, p > 0.5 means one class outweighs all the others together)."""
     return float((judged.probs.max(1).values > threshold).double().mean())
 
-
-__all__ += ["confident_share"]
 
 
 class SampleJudge:
@@ -319,8 +316,6 @@ class SampleJudge:
         """:func:`sample_quality` of images ``(N, 1, 28, 28)`` against the reference."""
         return sample_quality(judge(self.classifier, images), self.reference)
 
-
-__all__ += ["SampleJudge"]
 
 
 def latent_row(trained, kind: str, beta: float, knn_k: int = 5, dataset: str = "mnist",
@@ -351,8 +346,6 @@ def latent_row(trained, kind: str, beta: float, knn_k: int = 5, dataset: str = "
     }
 
 
-__all__ += ["latent_row"]
-
 
 def class_separation(z: torch.Tensor, y: torch.Tensor) -> float:
     """Mean distance between class centroids over mean distance of a code to its own centroid.
@@ -368,8 +361,6 @@ def class_separation(z: torch.Tensor, y: torch.Tensor) -> float:
     within = (z - c[y]).norm(dim=1).mean()
     return float(between / within)
 
-
-__all__ += ["class_separation"]
 
 
 def ratio(table, numerator, denominator, column: str) -> float:
@@ -395,5 +386,3 @@ def relative_spread(values) -> float:
         raise ValueError(f"relative_spread needs finite positive values, got {v.tolist()}")
     return float(v.max() / v.min() - 1.0)
 
-
-__all__ += ["ratio", "relative_spread"]

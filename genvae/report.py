@@ -98,7 +98,7 @@ def table(rows, floatfmt: str = "{:.4g}", index: str | None = None) -> str:
     if not rows:
         raise ValueError("table needs at least one row")
     columns = list(rows[0])
-    lines = ["| " + " | ".join(str(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(_cell(str(c), floatfmt) for c in columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         lines.append("| " + " | ".join(_cell(r.get(c, ""), floatfmt) for c in columns) + " |")
     return "\n".join(lines)

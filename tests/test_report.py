@@ -1,0 +1,59 @@
+"""genvae.report: glued values, verdict words, Markdown tables, the quick-mode note."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from genvae import report
+
+
+def test_table_from_rows_formats_and_escapes():
+    md = report.table([{"model": "a|b", "E[log p(x|z)]": 0.123456, "n": 12544, "ok": True}], floatfmt="{:.3f}")
+    header, rule, row = md.splitlines()
+    assert header == "| model | E[log p(x\\|z)] | n | ok |"  # a pipe in a header would split the column
+    assert rule == "|---|---|---|---|"
+    assert row == "| a\\|b | 0.123 | 12,544 | yes |"
+
+
+def test_table_from_a_dataframe_keeps_its_index():
+    frame = pd.DataFrame({"MSE": [0.5, 0.25]}, index=pd.Index([2, 16], name="d"))
+    assert report.table(frame, floatfmt="{:.2f}").splitlines()[2:] == ["| 2 | 0.50 |", "| 16 | 0.25 |"]
+    with pytest.raises(ValueError):
+        report.table([])
+
+
+def test_verdicts_and_counts():
+    assert report.verdict(0.03 < 0.04, "below", "above") == "below"
+    assert report.verdict(0.05 < 0.04, "below", "above") == "above"
+    assert report.how_often([True, False, True], "seed") == "in 2 of 3 seeds"
+    assert report.how_often([True], "size") == "in 1 of 1 size"
+    with pytest.raises(ValueError):
+        report.how_often([], "seed")
+    assert report.number(12544) == "12,544" and report.number(0.037512) == "0.0375"
+
+
+def test_glue_returns_the_value_and_records_the_formatted_text(capsys, monkeypatch):
+    seen = {}
+
+    def fake_glue(name, value, display):
+        seen[name] = (value, display)
+
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", fake_glue)
+    assert report.glue("mse", 0.037512, "{:.4f}") == 0.037512
+    assert seen["mse"] == ("0.0375", False)
+    report.glue("nan", float("nan"))
+    assert seen["nan"][0] == "nan"
+
+
+def test_quick_note_only_in_quick_mode(monkeypatch):
+    shown = []
+    monkeypatch.setattr(report, "show", shown.append)
+    report.quick_note()
+    assert shown == []
+    monkeypatch.setenv("GENVAE_QUICK", "1")
+    report.quick_note()
+    assert len(shown) == 1 and "quick mode" in shown[0] and shown[0].startswith(":::{note}")
+    json.dumps(shown)  # plain text
