@@ -245,7 +245,7 @@ def class_entropy(pred: torch.Tensor, n_classes: int = 10) -> float:
         pred = pred.argmax(1)
     p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
     p = p[p > 0]
-    return float(-(p * p.log()).sum())
+    return max(0.0, float(-(p * p.log()).sum()))  # one class gives -0.0, shown as "-0.000"
 
 
 def mean_pairwise_distance(feats: torch.Tensor, n_pairs: int = 20_000, seed: int = 0) -> float:
