@@ -10,13 +10,13 @@ loading, training loop, trained-model cache, metrics and figures the chapters us
 
 __version__ = "0.1.0"
 
-from . import cache, checkpoint, data, latent, losses, metrics, models, plots, settings, train  # noqa: E402
+from . import cache, checkpoint, data, latent, losses, metrics, models, morpho, plots, report, settings, train  # noqa: E402
 from . import experiments  # noqa: E402  (needs cache and train)
 from .cache import TrainedModel, load_or_train  # noqa: E402
 from .models import ModelConfig, build_model  # noqa: E402
 from .train import TrainConfig, fit  # noqa: E402
 
 __all__ = [
-    "cache", "checkpoint", "data", "experiments", "latent", "losses", "metrics", "models", "plots",
+    "cache", "checkpoint", "data", "experiments", "latent", "losses", "metrics", "models", "morpho", "plots", "report",
     "settings", "train", "TrainedModel", "load_or_train", "ModelConfig", "build_model", "TrainConfig", "fit",
 ]
