@@ -173,9 +173,32 @@ def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).double().mean())
 
 
-def off_path_rate(pred: torch.Tensor, a: int, b: int) -> float:
-    """Share of frames predicted as neither endpoint class ``a`` nor ``b``. ``pred``: ``(F,)`` or ``(P, F)``."""
-    return float(((pred != a) & (pred != b)).double().mean())
+def off_path_rate(
+    pred: torch.Tensor,
+    a: int,
+    b: int,
+    confidence: torch.Tensor | None = None,
+    min_confidence: float | None = None,
+    interior: bool = False,
+) -> float:
+    """Share of a path's frames judged as a third class, neither ``a`` nor ``b``.
+
+    ``pred``: ``(F,)`` predicted classes along one path (or ``(P, F)`` for several paths of the same pair).
+    With ``interior`` the first and last frame are left out: on a path between class centroids they decode
+    c(a) and c(b) themselves, whose verdicts are the endpoint accuracy, not a detour. With
+    ``min_confidence`` a frame counts only if the judge's top probability ``confidence`` (same shape as
+    ``pred``) is above it, so a frame the judge merely leans towards a third class is not counted.
+    """
+    off = (pred != a) & (pred != b)  # (..., F)
+    if min_confidence is not None:
+        if confidence is None:
+            raise ValueError("min_confidence needs the judge's confidence of every frame")
+        off = off & (confidence > min_confidence)
+    if interior:
+        if off.shape[-1] < 3:
+            raise ValueError(f"a path needs at least 3 frames to have an interior, got {off.shape[-1]}")
+        off = off[..., 1:-1]
+    return float(off.double().mean())
 
 
 def switches_once(pred: torch.Tensor, a: int, b: int) -> bool:

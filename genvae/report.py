@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from . import settings
 
-__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "number", "bullets"]
+__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "bullets"]
 
 
 def glue(name: str, value, fmt: str | None = None):
@@ -51,15 +51,6 @@ def glue_all(values: Mapping[str, object], fmt: str | None = None) -> None:
     """:func:`glue` each ``name: value`` pair with one format."""
     for name, value in values.items():
         glue(name, value, fmt)
-
-
-def number(x: float, digits: int = 3) -> str:
-    """``x`` for prose: integers with thousands separators (``12,544``), others with ``digits`` significant
-    digits (``0.0375``)."""
-    x = float(x)
-    if math.isfinite(x) and x == int(x):
-        return f"{int(x):,}"
-    return f"{x:.{digits}g}"
 
 
 def verdict(condition: bool, yes: str, no: str) -> str:

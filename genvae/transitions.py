@@ -25,42 +25,14 @@ import torch
 from torch import nn
 
 from .latent import decode, line_path
-from .metrics import predict_proba, switches_once
+from .metrics import off_path_rate, predict_proba, switches_once
 
-__all__ = ["Transitions", "class_transitions", "ordered_pairs", "off_path_share"]
+__all__ = ["Transitions", "class_transitions", "ordered_pairs"]
 
 
 def ordered_pairs(k: int) -> list[tuple[int, int]]:
     """Every ordered pair (a, b) of distinct classes out of ``k``: k (k - 1) of them."""
     return [(a, b) for a in range(k) for b in range(k) if a != b]
-
-
-def off_path_share(
-    pred: torch.Tensor,
-    a: int,
-    b: int,
-    confidence: torch.Tensor | None = None,
-    min_confidence: float | None = None,
-    interior: bool = True,
-) -> float:
-    """Share of a path's frames judged as a third class, neither ``a`` nor ``b``.
-
-    ``pred``: ``(F,)`` predicted classes along one path (or ``(P, F)`` for several paths of the same pair).
-    With ``interior`` (the default) the first and last frame are left out: they decode the centroids
-    c(a) and c(b) themselves, whose verdicts are the endpoint accuracy, not a detour. With
-    ``min_confidence`` a frame counts only if the judge's top probability ``confidence`` (same shape as
-    ``pred``) is above it, so a frame the judge merely leans towards a third class is not counted.
-    """
-    off = (pred != a) & (pred != b)  # (..., F)
-    if min_confidence is not None:
-        if confidence is None:
-            raise ValueError("min_confidence needs the judge's confidence of every frame")
-        off = off & (confidence > min_confidence)
-    if interior:
-        if off.shape[-1] < 3:
-            raise ValueError(f"a path needs at least 3 frames to have an interior, got {off.shape[-1]}")
-        off = off[..., 1:-1]
-    return float(off.double().mean())
 
 
 @dataclass
@@ -82,10 +54,11 @@ class Transitions:
         return self.pred.shape[-1]
 
     def off_path_matrix(self, min_confidence: float | None = None, interior: bool = True) -> torch.Tensor:
-        """``(K, K)`` share of frames judged as neither endpoint (:func:`off_path_share`); NaN on the diagonal."""
+        """``(K, K)`` share of interior frames (all frames without ``interior``) judged as neither endpoint
+        (:func:`genvae.metrics.off_path_rate`); NaN on the diagonal."""
         off = torch.full((self.n_classes, self.n_classes), float("nan"), dtype=torch.float64)
         for a, b in self.pairs():
-            off[a, b] = off_path_share(self.pred[a, b], a, b, self.confidence[a, b], min_confidence, interior)
+            off[a, b] = off_path_rate(self.pred[a, b], a, b, self.confidence[a, b], min_confidence, interior)
         return off
 
     def off_path_rate(self, min_confidence: float | None = None, interior: bool = True) -> float:

@@ -13,7 +13,8 @@ from torch import nn
 
 from genvae import metrics
 from genvae.models.outputs import ClassifierOutput
-from genvae.transitions import Transitions, class_transitions, off_path_share
+from genvae.metrics import off_path_rate
+from genvae.transitions import Transitions, class_transitions
 
 from test_transitions import _Decoder  # noqa: E402  (a constant image holding z's first coordinate)
 
@@ -43,19 +44,19 @@ def _expected(a_bright, b_bright, n, scale):
     return p.argmax(1), p.max(1)
 
 
-def test_off_path_share_leaves_out_the_endpoints():
+def test_off_path_rate_can_leave_out_the_endpoints():
     pred = torch.tensor([0, 2, 2, 1])
-    assert off_path_share(pred, 0, 1) == 1.0  # both interior frames are a third class
-    assert off_path_share(pred, 0, 1, interior=False) == 0.5  # the old measure counted 4 frames
+    assert off_path_rate(pred, 0, 1, interior=True) == 1.0  # both interior frames are a third class
+    assert off_path_rate(pred, 0, 1, interior=False) == 0.5  # the old measure counted 4 frames
     wrong_end = torch.tensor([2, 0, 1, 2])  # endpoints misjudged: not a detour
-    assert off_path_share(wrong_end, 0, 1) == 0.0
-    assert off_path_share(wrong_end, 0, 1, interior=False) == 0.5
+    assert off_path_rate(wrong_end, 0, 1, interior=True) == 0.0
+    assert off_path_rate(wrong_end, 0, 1, interior=False) == 0.5
     conf = torch.tensor([0.9, 0.4, 0.8, 0.9])
-    assert off_path_share(pred, 0, 1, conf, min_confidence=0.5) == 0.5
+    assert off_path_rate(pred, 0, 1, conf, min_confidence=0.5, interior=True) == 0.5
     with pytest.raises(ValueError):
-        off_path_share(pred, 0, 1, min_confidence=0.5)
+        off_path_rate(pred, 0, 1, min_confidence=0.5, interior=True)
     with pytest.raises(ValueError):
-        off_path_share(torch.tensor([0, 1]), 0, 1)
+        off_path_rate(torch.tensor([0, 1]), 0, 1, interior=True)
 
 
 @pytest.mark.parametrize("n_frames", [6, 8, 11])
