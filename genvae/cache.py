@@ -51,10 +51,19 @@ class TrainedModel:
     from_cache: bool
 
 
+# TrainConfig fields added after format 2: they enter the key only when they differ from their defaults,
+# so that adding an option for new models does not orphan every model trained before it.
+_LATE_FIELDS = ("adversarial", "adv_weight")
+
+
 def cache_key(model_cfg: ModelConfig, train_cfg: TrainConfig, quick: bool) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of both configs and the mode."""
+    train = train_cfg.to_dict()
+    for f in _LATE_FIELDS:
+        if train[f] == TrainConfig.__dataclass_fields__[f].default:
+            del train[f]
     blob = json.dumps(
-        {"format": CACHE_FORMAT, "model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "quick": quick},
+        {"format": CACHE_FORMAT, "model": model_cfg.to_dict(), "train": train, "quick": quick},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

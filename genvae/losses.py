@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .models.outputs import AEOutput, ClassifierOutput, MultiStageOutput, VAEOutput
+from .models.outputs import AEOutput, ClassifierOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput
 
 RECON_KINDS = ("mse", "bce")
+GENERATOR_LOSSES = ("nonsaturating", "minimax")
 
 
 @dataclass
@@ -34,6 +35,9 @@ class LossParts:
     recon: Tensor | None = None
     kl: Tensor | None = None
     ce: Tensor | None = None
+    d: Tensor | None = None  # the discriminator's loss (GANs)
+    g: Tensor | None = None  # the generator's adversarial loss (GANs)
+    feature: Tensor | None = None  # the VAE-GAN's reconstruction error in the discriminator's features
 
     def tensors(self) -> dict[str, Tensor]:
         """The parts that apply, by name, still tensors (on their device, in the graph)."""
@@ -193,8 +197,82 @@ def classifier_loss(out: ClassifierOutput, y: Tensor) -> LossParts:
     return LossParts(total=ce, ce=ce)
 
 
-def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.0, gamma: float = 1.0) -> LossParts:
-    """The training loss of whichever model produced ``out`` (dispatch on its type)."""
+# --- The adversarial game -------------------------------------------------------------------------
+# D outputs a logit l; D(x) = sigmoid(l) is its probability that x is real. With
+# log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l), each loss below is a
+# binary cross-entropy written so that it stays finite for any logit.
+
+
+def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """-[log D(x) + log(1 - D(G(z)))], each term a mean over its batch: the discriminator's cross-entropy
+    for "real = 1, generated = 0". It is 2 log 2 = 1.386 when D says 1/2 to everything."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss(fake_logits: Tensor, kind: str = "nonsaturating") -> Tensor:
+    """The generator's loss on the discriminator's logits of generated images, mean over the batch.
+
+    * ``"minimax"``: log(1 - D(G(z))), the game's own objective, which G minimises. When D
+      rejects the fakes confidently (l << 0), log(1 - sigmoid(l)) is flat: its gradient with
+      respect to l is -sigmoid(l), close to 0, and G stops learning just when it is worst.
+    * ``"nonsaturating"``: -log D(G(z)) (Goodfellow et al., 2014): the same fixed point, but the
+      gradient, -(1 - sigmoid(l)), is close to -1 exactly there.
+    """
+    if kind == "nonsaturating":
+        return F.softplus(-fake_logits).mean()
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()
+    raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {kind!r}")
+
+
+def feature_reconstruction_loss(recon_features: Tensor, real_features: Tensor) -> Tensor:
+    """(1/2) sum over features of the squared difference, mean over the batch: -log N(f(x) | f(x_hat), I)
+    up to a constant, the VAE-GAN's likelihood in the discriminator's feature space (Larsen et al., 2016)."""
+    return 0.5 * (recon_features - real_features).pow(2).flatten(1).sum(1).mean()
+
+
+def gan_loss(out: GANOutput, adversarial: str = "nonsaturating") -> LossParts:
+    """Both players' losses of one round; ``total`` is their sum, for monitoring only: in training each
+    player follows its own part (:func:`genvae.train.adversarial_step`)."""
+    d = discriminator_loss(out.real_logits, out.fake_logits)
+    g = generator_loss(out.fake_logits, adversarial)
+    return LossParts(total=d + g, d=d, g=g)
+
+
+def vaegan_losses(out: VAEGANOutput, beta: float = 1.0, adv_weight: float = 1.0,
+                  adversarial: str = "nonsaturating") -> dict[str, Tensor]:
+    """The VAE-GAN's three players' losses, each a 0-d tensor, plus their parts.
+
+    * encoder: ``feature + beta * kl`` (a VAE whose likelihood lives in D's features);
+    * decoder: ``feature + adv_weight * g`` (reconstruct in D's features, and fool D with both
+      reconstructions and prior samples);
+    * discriminator: ``d``, real against both kinds of generated images.
+
+    ``recon`` is the pixel MSE (sum over pixels), reported but never trained on.
+    """
+    feature = feature_reconstruction_loss(out.recon_features, out.real_features)
+    kl = gaussian_kl(out.mu, out.logvar)
+    fake = torch.cat([out.recon_logits, out.prior_logits])  # (2B,)
+    g = generator_loss(fake, adversarial)
+    d = discriminator_loss(out.real_logits, fake)
+    return {"encoder": feature + beta * kl, "decoder": feature + adv_weight * g, "discriminator": d,
+            "feature": feature, "kl": kl, "g": g, "d": d}
+
+
+def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.0, gamma: float = 1.0,
+              adversarial: str = "nonsaturating", adv_weight: float = 1.0) -> LossParts:
+    """The training loss of whichever model produced ``out`` (dispatch on its type).
+
+    For the adversarial models, ``total`` is the sum of the players' losses: one number to watch
+    and to test gradients with. Their training never descends it; see :func:`genvae.train.adversarial_step`.
+    """
+    if isinstance(out, GANOutput):
+        return gan_loss(out, adversarial)
+    if isinstance(out, VAEGANOutput):
+        p = vaegan_losses(out, beta, adv_weight, adversarial)
+        mse = (out.x_hat - x).pow(2).sum(_IMAGE_DIMS).mean()
+        return LossParts(total=p["encoder"] + p["decoder"] + p["discriminator"], recon=mse, kl=p["kl"],
+                         d=p["d"], g=p["g"], feature=p["feature"])
     if isinstance(out, MultiStageOutput):
         return multistage_loss(out, x, y, beta, gamma, recon)
     if isinstance(out, VAEOutput):

@@ -45,10 +45,14 @@ from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")
+STACKABLE_KINDS = ("ae", "vae", "multistage", "classifier")
 
 
 def stack_key(model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple:
-    """Configurations with equal keys can train together in one stack."""
+    """Configurations with equal keys can train together in one stack. Only the autoencoder family
+    stacks: a two-player model has several optimisers, and a conditional one takes labels."""
+    if model_cfg.kind not in STACKABLE_KINDS:
+        return (model_cfg, train_cfg)  # alone
     return model_cfg, replace(train_cfg, **{f: TrainConfig.__dataclass_fields__[f].default for f in STACK_FIELDS})
 
 

@@ -29,8 +29,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as gdata
-from .losses import RECON_KINDS, objective
-from .models import ModelConfig, build_model
+from .losses import (
+    GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, feature_reconstruction_loss, gaussian_kl, generator_loss,
+    objective,
+)
+from .models import ADVERSARIAL_KINDS, ModelConfig, build_model, reparameterize
 from .settings import cuda_graphs_enabled, default_device
 from .utils import eval_mode, inference_batch, seeded
 
@@ -69,6 +72,10 @@ class TrainConfig:
             over the first 30% of the steps, then anneal (``torch.optim.lr_scheduler.OneCycleLR``).
         precision: ``"fp32"``, or ``"bf16"`` autocast for the training forward pass
             (evaluation always runs in fp32).
+        adversarial: the generator's loss in a GAN or VAE-GAN: ``"nonsaturating"`` (-log D(G(z)))
+            or ``"minimax"`` (log(1 - D(G(z))), the game's own, which saturates).
+        adv_weight: the VAE-GAN decoder's weight on fooling the discriminator, against 1 on
+            reconstructing in the discriminator's features.
     """
 
     dataset: str = "mnist"
@@ -83,6 +90,8 @@ class TrainConfig:
     train_size: int | None = None
     schedule: str = "constant"
     precision: str = "fp32"
+    adversarial: str = "nonsaturating"
+    adv_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.dataset not in gdata.DATASETS:
@@ -95,8 +104,10 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
-        if self.beta < 0 or self.gamma < 0:
-            raise ValueError(f"beta and gamma must be >= 0, got {self.beta}, {self.gamma}")
+        if self.beta < 0 or self.gamma < 0 or self.adv_weight < 0:
+            raise ValueError(f"beta, gamma and adv_weight must be >= 0, got {self.beta}, {self.gamma}, {self.adv_weight}")
+        if self.adversarial not in GENERATOR_LOSSES:
+            raise ValueError(f"adversarial must be one of {GENERATOR_LOSSES}, got {self.adversarial!r}")
 
     def quick(self) -> "TrainConfig":
         """The quick-mode version: same recipe, fewer epochs on a subset."""
@@ -138,21 +149,37 @@ class History:
     def seconds(self) -> float:
         return sum(e["seconds"] for e in self.epochs)
 
+    def curve(self, key: str) -> list[float]:
+        """A two-player model's loss ``"d"`` or ``"g"`` at every training step, in order."""
+        return [v for e in self.epochs for v in e.get("curve", {}).get(key, [])]
 
-def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32"):
-    """``model(x)``, under bf16 autocast when asked; the output's tensors always come back in fp32."""
+    def snapshots(self) -> tuple[list[int], Tensor]:
+        """A two-player model's sample grids over training: the steps, and images ``(T, S, 1, 28, 28)``
+        generated at each of them from one fixed noise batch (see :func:`fit_adversarial`)."""
+        shots = [s for e in self.epochs for s in e.get("snapshots", [])]
+        if not shots:
+            raise ValueError("this history has no snapshots (only the two-player loop keeps them)")
+        return [s["step"] for s in shots], torch.stack([_decode_images(s["images"]) for s in shots])
+
+
+def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: Tensor | None = None):
+    """``model(x)`` (``model(x, y)`` for a class-conditional model), under bf16 autocast when asked;
+    the output's tensors always come back in fp32."""
+    args = (x, y) if getattr(model, "conditional", False) else (x,)
     if precision == "fp32":
-        return model(x)
+        return model(*args)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):  # no cache: CUDA-graph safe
-        out = model(x)
+        out = model(*args)
     return type(out)(**{k: v.float() for k, v in vars(out).items()})
 
 
 def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: str = "mse", beta=1.0, gamma=1.0,
-                 precision: str = "fp32") -> dict[str, Tensor]:
+                 precision: str = "fp32", adversarial: str = "nonsaturating", adv_weight: float = 1.0
+                 ) -> dict[str, Tensor]:
     """Loss parts of one batch (the loss itself in fp32), plus ``acc`` for models with class logits."""
-    out = forward(model, x, precision)
-    parts = objective(out, x, y, recon=recon, beta=beta, gamma=gamma).tensors()
+    out = forward(model, x, precision, y)
+    parts = objective(out, x, y, recon=recon, beta=beta, gamma=gamma, adversarial=adversarial,
+                      adv_weight=adv_weight).tensors()
     if getattr(out, "logits", None) is not None:
         parts["acc"] = (out.logits.argmax(1) == y).float().mean()
     return parts
@@ -160,7 +187,8 @@ def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: st
 
 def loss_fn(model: nn.Module, cfg: TrainConfig) -> LossFn:
     """The training loss of ``model`` under ``cfg``, as a function of a batch ``(x, y)``."""
-    kw = dict(recon=cfg.recon, beta=cfg.beta, gamma=cfg.gamma, precision=cfg.precision)
+    kw = dict(recon=cfg.recon, beta=cfg.beta, gamma=cfg.gamma, precision=cfg.precision,
+              adversarial=cfg.adversarial, adv_weight=cfg.adv_weight)
     return lambda x, y: batch_losses(model, x, y, **kw)
 
 
@@ -326,6 +354,7 @@ def training_epochs(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
+    make_step: Callable[[Tensor, Tensor], Callable[[Tensor], dict[str, Tensor]]] | None = None,
 ) -> Iterator[dict]:
     """The loop behind :func:`fit` and :func:`genvae.stack.fit_stack`, one epoch per ``next()``.
 
@@ -333,6 +362,8 @@ def training_epochs(
     ``eval_loss`` compute its loss parts; ``seeds`` has one entry per member and
     seeds each member's shuffle order. Yields one record per epoch, after the
     epoch's test evaluation, whose loss parts are floats (one model) or lists (a stack).
+    ``make_step(x_train, y_train)``, if given, returns the function that trains on the batch of indices
+    ``idx`` (the two-player loop's, :func:`fit_adversarial`), in place of one Adam step on ``train_loss``.
     """
     trainee.to(device)
     torch.manual_seed(seeds[0])  # the reparameterisation noise of training
@@ -345,15 +376,18 @@ def training_epochs(
         x_test = gdata.fixed_binarization(x_test)
     x_test, y_test = x_test.to(device), y_test.to(device)
 
-    optimizer = make_optimizer(trainee.parameters(), cfg, device)
     steps = math.ceil(len(x_train) / cfg.batch_size)
-    scheduler = make_scheduler(optimizer, cfg, steps)
+    if make_step is not None:
+        step, scheduler, lr_in_place = make_step(x_train, y_train), None, False
+    else:
+        optimizer = make_optimizer(trainee.parameters(), cfg, device)
+        scheduler = make_scheduler(optimizer, cfg, steps)
 
-    def step(idx: Tensor) -> dict[str, Tensor]:
-        return train_step(train_loss, optimizer, x_train, y_train, idx, cfg)
+        def step(idx: Tensor) -> dict[str, Tensor]:
+            return train_step(train_loss, optimizer, x_train, y_train, idx, cfg)
 
-    # A CUDA graph reads the learning rate from a tensor, which the schedule must update in place.
-    lr_in_place = all(isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
+        # A CUDA graph reads the learning rate from a tensor, which the schedule must update in place.
+        lr_in_place = all(isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
     if device.type == "cuda" and cuda_graphs_enabled() and lr_in_place:
         batch_shape = (len(shuffles), cfg.batch_size) if len(shuffles) > 1 else (cfg.batch_size,)
         step = GraphedStep(step, torch.Size(batch_shape))
@@ -412,5 +446,162 @@ def train_model(
     torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(model_cfg)
     data = gdata.load(train_cfg.dataset, train_size=train_cfg.train_size)
-    history = fit(model, data, train_cfg, device=device, progress=progress, desc=desc)
+    train = fit_adversarial if model_cfg.kind in ADVERSARIAL_KINDS else fit
+    history = train(model, data, train_cfg, device=device, progress=progress, desc=desc)
     return model.eval(), history
+
+
+# --- The two-player loop (GAN, VAE-GAN) --------------------------------------------------------------
+# Separate from the autoencoder loop above in what one step does; the epochs, the shuffling, the
+# finiteness watch and the test evaluation are the same functions.
+
+GAN_BETAS = (0.5, 0.999)  # Adam's momentum for every player (DCGAN): beta1 = 0.5 forgets the moving target faster
+SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise batch
+
+
+def players(model: nn.Module) -> dict[str, nn.Module]:
+    """Who plays: the discriminator first (it moves first in every step), then the generating side."""
+    if model.config.kind == "gan":
+        return {"discriminator": model.discriminator, "generator": model.generator}
+    if model.config.kind == "vaegan":
+        return {"discriminator": model.discriminator, "encoder": model.encoder, "decoder": model.decoder}
+    raise ValueError(f"a {model.config.kind!r} model is not trained by the two-player loop")
+
+
+def player_optimizers(model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict[str, torch.optim.Adam]:
+    """One Adam per player, at ``cfg.lr`` with :data:`GAN_BETAS`."""
+    fused = device.type in ("cuda", "cpu")
+    return {name: torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=GAN_BETAS, fused=fused)
+            for name, m in players(model).items()}
+
+
+def _descend(loss: Tensor, player: nn.Module, optimizer: torch.optim.Optimizer, retain_graph: bool = False) -> None:
+    """One Adam step of ``player`` on ``loss``: the gradient is taken with respect to its parameters only,
+    so a player never moves on another player's loss."""
+    params = list(player.parameters())
+    for p, g in zip(params, torch.autograd.grad(loss, params, retain_graph=retain_graph)):
+        p.grad = g
+    optimizer.step()
+
+
+def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], x: Tensor,
+                     cfg: TrainConfig) -> dict[str, Tensor]:
+    """One round of the game on the real batch ``x``; returns the loss parts, still on the device.
+
+    GAN: the discriminator takes one step on real ``x`` against ``G(z)`` (detached, so G does not
+    move), then the generator takes one step on :func:`~genvae.losses.generator_loss` of the
+    updated discriminator's verdict on the same ``G(z)``.
+
+    VAE-GAN (Larsen et al., 2016): encode and decode ``x``, decode prior noise too (one decoder
+    call, so batch normalisation sees both); the discriminator steps on real against both kinds
+    of fakes; then the encoder steps on ``feature + beta * kl`` and the decoder on
+    ``feature + adv_weight * g``, both against the updated discriminator.
+    """
+    d_net = model.discriminator
+    z_dim = model.config.latent_dim
+    if model.config.kind == "gan":
+        z = torch.randn(len(x), z_dim, device=x.device)  # (B, D)
+        fake = model.generate(z)  # (B, 1, 28, 28)
+        d = discriminator_loss(d_net(x).logits, d_net(fake.detach()).logits)
+        _descend(d, d_net, optimizers["discriminator"])
+        fake_logits = d_net(fake).logits  # the updated discriminator's verdict
+        g = generator_loss(fake_logits, cfg.adversarial)
+        _descend(g, model.generator, optimizers["generator"])
+        return {"total": (d + g).detach(), "d": d.detach(), "g": g.detach(),
+                "p_fake": torch.sigmoid(fake_logits).mean().detach()}
+    mu, logvar = model.encode(x)  # (B, D) each
+    z = torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)])  # (2B, D): posterior, then prior
+    fakes = model.generate(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
+    d = discriminator_loss(d_net(x).logits, d_net(fakes.detach()).logits)
+    _descend(d, d_net, optimizers["discriminator"])
+    real, judged = d_net(x), d_net(fakes)
+    recon_features = judged.features[: len(x)]
+    feature = feature_reconstruction_loss(recon_features, real.features.detach())
+    kl = gaussian_kl(mu, logvar)
+    g = generator_loss(judged.logits, cfg.adversarial)
+    _descend(feature + cfg.beta * kl, model.encoder, optimizers["encoder"], retain_graph=True)
+    _descend(feature + cfg.adv_weight * g, model.decoder, optimizers["decoder"])
+    return {"total": (d + g + feature + kl).detach(), "d": d.detach(), "g": g.detach(), "feature": feature.detach(),
+            "kl": kl.detach(), "p_fake": torch.sigmoid(judged.logits).mean().detach()}
+
+
+def snapshot_steps(total_steps: int, steps_per_epoch: int, first: int = 25) -> list[int]:
+    """When to keep a sample grid: before training (0), then at ``first``, 2x, 4x... steps (a GAN
+    changes fastest early on), and at the end of every epoch."""
+    doubling = [0] + [first * 2 ** k for k in range(32) if first * 2 ** k < total_steps]
+    epochs = range(steps_per_epoch, total_steps + 1, steps_per_epoch)
+    return sorted(set(doubling) | set(epochs) | {total_steps})
+
+
+def fit_adversarial(
+    model: nn.Module,
+    data: gdata.ImageData,
+    cfg: TrainConfig,
+    *,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str = "training",
+    check_every: int = 50,
+) -> History:
+    """Train a GAN or VAE-GAN with :func:`adversarial_step`, one Adam per player at a constant ``cfg.lr``.
+
+    Besides the per-epoch test losses, the history keeps every step's discriminator and generator
+    losses (``History.curve``) and sample grids from one fixed noise batch at the
+    :func:`snapshot_steps` (``History.snapshots``).
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if cfg.schedule != "constant" or cfg.precision != "fp32" or cfg.binarize:
+        raise ValueError("the two-player loop trains at a constant learning rate, in fp32, on grey images")
+    steps = math.ceil(len(data.x_train) / cfg.batch_size)
+    keep = set(snapshot_steps(cfg.epochs * steps, steps))
+    z_fixed = torch.randn(SNAPSHOTS, model.config.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
+    model.to(device)
+    z_fixed = z_fixed.to(device)
+    optimizers = player_optimizers(model, cfg, device)
+    log = {"step": 0, "curve": [], "snapshots": [], "taken": set()}  # per epoch: device tensors, read at its end
+
+    def snapshot() -> None:
+        if log["step"] not in keep or log["step"] in log["taken"]:
+            return
+        log["taken"].add(log["step"])
+        with eval_mode(model), torch.no_grad():
+            images = (model.generate(z_fixed) * 255).round().to(torch.uint8)  # (S, 1, 28, 28)
+        log["snapshots"].append((log["step"], images))
+
+    def make_step(x_train: Tensor, y_train: Tensor):
+        def step(idx: Tensor) -> dict[str, Tensor]:
+            snapshot()
+            parts = adversarial_step(model, optimizers, x_train[idx], cfg)
+            log["curve"].append(torch.stack([parts["d"], parts["g"]]))
+            log["step"] += 1
+            return parts
+        return step
+
+    history = History()
+    eval_loss = loss_fn(model, cfg)
+    for record in training_epochs(model, None, eval_loss, data, cfg, seeds=[cfg.seed], device=device,
+                                  progress=progress, desc=desc, check_every=check_every, make_step=make_step):
+        snapshot()  # the end of an epoch
+        curve = torch.stack(log["curve"]).cpu()  # (steps, 2)
+        record["curve"] = {"d": [round(v, 4) for v in curve[:, 0].tolist()],
+                           "g": [round(v, 4) for v in curve[:, 1].tolist()]}
+        record["snapshots"] = [{"step": s, "images": _encode_images(im)} for s, im in log["snapshots"]]
+        log["curve"], log["snapshots"] = [], []
+        history.epochs.append(record)
+    return history
+
+
+def _encode_images(images: Tensor) -> str:
+    """uint8 images ``(S, 1, 28, 28)`` as base64 text, for a JSON history."""
+    import base64
+
+    return base64.b64encode(images.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _decode_images(text: str) -> Tensor:
+    import base64
+
+    import numpy as np
+
+    flat = np.frombuffer(base64.b64decode(text), dtype=np.uint8).copy()
+    return torch.from_numpy(flat).view(-1, 1, 28, 28).float() / 255

@@ -8,8 +8,10 @@ import torch
 from genvae import checkpoint
 from genvae.losses import objective
 from genvae.models import (
-    AEOutput, ClassifierOutput, ModelConfig, MultiStageOutput, VAEOutput, build_model, count_parameters,
+    AEOutput, ClassifierOutput, GANOutput, ModelConfig, MultiStageOutput, VAEGANOutput, VAEOutput, build_model,
+    count_parameters,
 )
+from genvae.train import forward
 
 from conftest import images
 
@@ -24,8 +26,15 @@ CONFIGS = {
     "multistage-mlp": ModelConfig("multistage", "mlp", **TINY),
     "multistage-conv": ModelConfig("multistage", "conv", **TINY),
     "classifier": ModelConfig("classifier", **TINY),
+    "gan": ModelConfig("gan", "conv", **TINY),
+    "vaegan": ModelConfig("vaegan", "conv", **TINY),
+    "cvae": ModelConfig("cvae", "mlp", **TINY),
 }
-EXPECTED_OUTPUT = {"ae": AEOutput, "vae": VAEOutput, "multistage": MultiStageOutput, "classifier": ClassifierOutput}
+EXPECTED_OUTPUT = {"ae": AEOutput, "vae": VAEOutput, "multistage": MultiStageOutput, "classifier": ClassifierOutput,
+                   "gan": GANOutput, "vaegan": VAEGANOutput, "cvae": VAEOutput}
+EXPECTED_PARTS = {"ae": {"total", "recon"}, "vae": {"total", "recon", "kl"}, "cvae": {"total", "recon", "kl"},
+                  "multistage": {"total", "recon", "kl", "ce"}, "classifier": {"total", "ce"},
+                  "gan": {"total", "d", "g"}, "vaegan": {"total", "recon", "kl", "d", "g", "feature"}}
 
 B = 5
 
@@ -40,8 +49,8 @@ def _batch():
 
 
 def _run(model, x, seed=0):
-    torch.manual_seed(seed)  # VAEs sample z, the classifier uses dropout
-    return model(x)
+    torch.manual_seed(seed)  # VAEs sample z, GANs draw noise, the classifier uses dropout
+    return forward(model, x, y=torch.arange(len(x)) % 10)  # the labels reach class-conditional models only
 
 
 @pytest.fixture(params=list(CONFIGS), ids=list(CONFIGS))
@@ -57,11 +66,19 @@ def test_output_fields_and_shapes(cfg):
         assert out.logits.shape == (B, cfg.n_classes)
         assert out.features.shape == (B, cfg.hidden[-1])
         return
+    if cfg.kind == "gan":
+        assert out.x_fake.shape == (B, 1, 28, 28) and torch.all((out.x_fake >= 0) & (out.x_fake <= 1))
+        assert out.z.shape == (B, cfg.latent_dim)
+        assert out.real_logits.shape == out.fake_logits.shape == (B,)
+        return
     assert out.x_hat.shape == out.x_logits.shape == (B, 1, 28, 28)
     assert torch.all((out.x_hat >= 0) & (out.x_hat <= 1))
     assert out.z.shape == (B, cfg.latent_dim)
-    if cfg.kind in ("vae", "multistage"):
+    if cfg.kind in ("vae", "multistage", "cvae", "vaegan"):
         assert out.mu.shape == out.logvar.shape == (B, cfg.latent_dim)
+    if cfg.kind == "vaegan":
+        assert out.real_logits.shape == out.recon_logits.shape == out.prior_logits.shape == (B,)
+        assert out.real_features.shape == out.recon_features.shape == (B, cfg.channels[1] * 49)
     if cfg.kind == "multistage":
         assert out.logits.shape == (B, cfg.n_classes)
 
@@ -71,9 +88,7 @@ def test_loss_is_finite_scalar(cfg):
     x, y = _batch()
     parts = objective(_run(model, x), x, y, beta=2.0, gamma=0.5)
     assert parts.total.dim() == 0 and torch.isfinite(parts.total)
-    expected = {"ae": {"total", "recon"}, "vae": {"total", "recon", "kl"},
-                "multistage": {"total", "recon", "kl", "ce"}, "classifier": {"total", "ce"}}[cfg.kind]
-    assert set(parts.to_dict()) == expected
+    assert set(parts.to_dict()) == EXPECTED_PARTS[cfg.kind]
 
 
 def test_gradients_reach_every_parameter(cfg):
@@ -125,7 +140,7 @@ def test_one_step_changes_every_weight(cfg):
 def test_rejects_wrong_input_shape(cfg):
     model = _build(cfg)
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
-        model(torch.rand(2, 784))
+        forward(model, torch.rand(2, 784), y=torch.tensor([0, 1]))
 
 
 def test_config_round_trips_through_json():
@@ -136,7 +151,8 @@ def test_config_round_trips_through_json():
 @pytest.mark.parametrize("bad", [
     dict(kind="gan"), dict(kind="ae", arch="rnn"), dict(kind="ae", latent_dim=0),
     dict(kind="ae", channels=(4,)), dict(kind="ae", arch="conv", hidden=()), dict(kind="ae", bogus=1),
-    dict(kind="ae", arch="fullconv", latent_dim=1000),
+    dict(kind="ae", arch="fullconv", latent_dim=1000), dict(kind="gan", arch="mlp"), dict(kind="vaegan", arch="mlp"),
+    dict(kind="cvae", arch="conv"),
 ])
 def test_bad_config_is_rejected(bad):
     with pytest.raises((ValueError, TypeError)):

@@ -5,17 +5,28 @@ from torch import nn
 from .autoencoder import AutoEncoder
 from .classifier import Classifier
 from .config import ModelConfig
+from .cvae import CVAE
+from .gan import GAN, Discriminator, Generator
 from .multistage import MultiStageVAE
-from .outputs import AEOutput, ClassifierOutput, MultiStageOutput, VAEOutput
+from .outputs import (
+    AEOutput, ClassifierOutput, DiscriminatorOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput,
+)
 from .summary import layer_table
 from .vae import VAE, reparameterize
+from .vaegan import VAEGAN
 
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "ae": AutoEncoder,
     "vae": VAE,
     "multistage": MultiStageVAE,
     "classifier": Classifier,
+    "gan": GAN,
+    "vaegan": VAEGAN,
+    "cvae": CVAE,
 }
+
+# Models trained by the two-player loop (genvae.train.fit_adversarial), not the autoencoder loop.
+ADVERSARIAL_KINDS = ("gan", "vaegan")
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
@@ -28,7 +39,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "AEOutput", "AutoEncoder", "Classifier", "ClassifierOutput", "ModelConfig",
+    "AEOutput", "AutoEncoder", "CVAE", "Classifier", "ClassifierOutput", "Discriminator", "DiscriminatorOutput",
+    "GAN", "GANOutput", "Generator", "ModelConfig", "VAEGAN", "VAEGANOutput", "ADVERSARIAL_KINDS",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
     "count_parameters", "layer_table", "reparameterize", "MODEL_CLASSES",
 ]

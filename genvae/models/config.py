@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-KINDS = ("ae", "vae", "multistage", "classifier")
+KINDS = ("ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae")
 ARCHS = ("mlp", "conv", "fullconv")
 
 
@@ -14,7 +14,10 @@ class ModelConfig:
     """What to build. Only the fields a kind uses matter to it.
 
     Attributes:
-        kind: ``"ae"``, ``"vae"``, ``"multistage"`` (VAE + classifier head) or ``"classifier"``.
+        kind: ``"ae"``, ``"vae"``, ``"multistage"`` (VAE + classifier head), ``"classifier"``,
+            ``"gan"`` (DCGAN-style generator and discriminator), ``"vaegan"`` (a VAE whose
+            decoder is also a GAN's generator) or ``"cvae"`` (a VAE conditioned on the class).
+            GANs and VAE-GANs are convolutional (``arch="conv"``); the CVAE is an MLP.
         arch: ``"mlp"`` (fully connected), ``"conv"`` (two stride-2 convolutions and a
             fully connected bottleneck) or ``"fullconv"`` (one 3x3 convolution in and
             one out, no downsampling: the code is ``latent_dim / 784`` feature maps at
@@ -55,6 +58,10 @@ class ModelConfig:
             raise ValueError(f"bad widths: hidden={self.hidden}, channels={self.channels}")
         if (self.arch == "conv" or self.kind == "classifier") and not self.hidden:
             raise ValueError("conv models and the classifier need at least one hidden width")
+        if self.kind in ("gan", "vaegan") and self.arch != "conv":
+            raise ValueError(f"a {self.kind} is convolutional: use arch='conv', got {self.arch!r}")
+        if self.kind == "cvae" and self.arch != "mlp":
+            raise ValueError(f"the conditional VAE is an MLP: use arch='mlp', got {self.arch!r}")
         if self.head_hidden < 1 or self.n_classes < 2:
             raise ValueError(f"bad head: head_hidden={self.head_hidden}, n_classes={self.n_classes}")
 

@@ -1,0 +1,81 @@
+r"""The VAE-GAN (Larsen et al., 2016): a VAE whose decoder is also a GAN's generator.
+
+      x -> encoder -> (mu, logvar) -> z -> decoder = generator -> x_hat -> discriminator
+                                 z_p ~ N(0, I) -> decoder      -> x_p   -> discriminator
+                                                                  x     -> discriminator
+
+A VAE with a pixel-wise loss (MSE) is paid for the average of the images that
+could have produced a code, which is blurry. The VAE-GAN compares x and its
+reconstruction x_hat in the *discriminator's feature space* instead: two images
+that the discriminator describes alike count as close, even when their pixels
+are shifted. The discriminator also plays the GAN game against both the
+reconstructions and samples from the prior, which pushes the decoder towards
+sharp images. The three players' losses are in :mod:`genvae.losses`
+(``vaegan_losses``) and their updates in :func:`genvae.train.adversarial_step`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ConvEncoder, check_images
+from .config import ModelConfig
+from .gan import Discriminator, Generator
+from .outputs import VAEGANOutput
+from .vae import reparameterize
+
+
+class VAEGAN(nn.Module):
+    """Convolutional encoder (-> mu, logvar), the GAN's generator as decoder, and its discriminator."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.encoder = ConvEncoder(cfg, 2 * cfg.latent_dim)  # (B, 2D): mu and log sigma^2
+        self.decoder = Generator(cfg)
+        self.discriminator = Discriminator(cfg)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters of q(z|x): ``mu, logvar``, each ``(B, D)``."""
+        check_images(x)
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic code: the posterior mean ``(B, D)``."""
+        return self.encode(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (B, D) -> (B, 1, 28, 28) logits
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction in [0, 1] (decoded posterior mean)."""
+        return self.generate(self.embed(x))
+
+    def discriminate(self, x: torch.Tensor):
+        check_images(x)
+        return self.discriminator(x)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images decoded from z ~ N(0, I), drawn on the CPU (from ``generator``)."""
+        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        return self.generate(z.to(next(self.parameters()).device))
+
+    def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None) -> VAEGANOutput:
+        """Encode, sample z, decode; decode prior noise too; let the discriminator judge all three."""
+        mu, logvar = self.encode(x)  # (B, D) each
+        z = reparameterize(mu, logvar)  # (B, D)
+        x_logits = self.decode(z)  # (B, 1, 28, 28)
+        x_hat = torch.sigmoid(x_logits)
+        if z_prior is None:
+            z_prior = torch.randn_like(z)
+        real, recon = self.discriminator(x), self.discriminator(x_hat)
+        prior = self.discriminator(self.generate(z_prior))
+        return VAEGANOutput(x_hat=x_hat, x_logits=x_logits, z=z, mu=mu, logvar=logvar,
+                            real_logits=real.logits, recon_logits=recon.logits, prior_logits=prior.logits,
+                            real_features=real.features, recon_features=recon.features)
