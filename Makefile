@@ -21,11 +21,12 @@ endif
 # would silently drop every figure from the pages.
 unexport MPLBACKEND
 
-.PHONY: help venv book test unit nbval book-quick reproduce benchmarks clean
+.PHONY: help venv book test unit nbval book-quick book-fashion book-fashion-quick reproduce benchmarks clean
 
 help:
 	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
 	@echo "make test        set up, then run every test: unit tests, nbval (quick), quick book build"
+	@echo "make book-fashion  the whole book on Fashion-MNIST (full mode) -> _build/fashion/_build/html/index.html"
 	@echo "make reproduce   train every model the book uses (full mode) into the cache"
 	@echo "make benchmarks  measure speed and memory; writes benchmarks/RESULTS.md (about 20 min)"
 	@echo "make clean       remove build outputs (keeps the venv and the model cache)"
@@ -60,6 +61,16 @@ nbval: $(STAMP)
 book-quick: $(STAMP)
 	GENVAE_QUICK=1 $(BIN)/genvae reproduce
 	GENVAE_QUICK=1 $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/quick
+
+# The whole book on Fashion-MNIST: every chapter reads GENVAE_DATASET as its `dataset` parameter.
+book-fashion: $(STAMP)
+	GENVAE_DATASET=fashion-mnist $(BIN)/genvae reproduce
+	GENVAE_DATASET=fashion-mnist $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/fashion
+	@echo "book: $(CURDIR)/_build/fashion/_build/html/index.html"
+
+book-fashion-quick: $(STAMP)
+	GENVAE_QUICK=1 GENVAE_DATASET=fashion-mnist $(BIN)/genvae reproduce
+	GENVAE_QUICK=1 GENVAE_DATASET=fashion-mnist $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/fashion-quick
 
 test: unit nbval book-quick
 

@@ -2,7 +2,7 @@
 
     genvae list
     genvae train NAME [--epochs N] [--quick] [--retrain] [--device DEV]
-    genvae reproduce [--quick] [--only SUBSTRING]
+    genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME]
     genvae data check [--root DIR]
 """
 
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="train every model the book needs")
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
+    r.add_argument("--dataset", default=None, metavar="NAME",
+                   help="train the book's models for this data set: mnist or fashion-mnist "
+                        "(default: GENVAE_DATASET, else mnist)")
     r.add_argument("--device", help="cpu, cuda, mps...")
     r.add_argument("--jobs", type=_positive_int, default=None,
                    help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
@@ -63,11 +66,13 @@ def _cmd_list() -> int:
     from .experiments import REGISTRY
 
     quick = _env_quick()
-    print(f"{'name':<18} {'ch.':<5} {'model':<22} {'epochs':>6}  {'cached':<6}  description")
+    width = max(len(name) for name in REGISTRY)
+    print(f"{'name':<{width}} {'ch.':<7} {'data set':<13} {'model':<22} {'epochs':>6}  {'cached':<6}  description")
     for e in REGISTRY.values():
         model = f"{e.model.kind}/{e.model.arch}/d={e.model.latent_dim}"
         cached = "yes" if e.is_cached(quick) else "no"
-        print(f"{e.name:<18} {e.chapter:<5} {model:<22} {e.train.epochs:>6}  {cached:<6}  {e.description}")
+        print(f"{e.name:<{width}} {e.chapter:<7} {e.train.dataset:<13} {model:<22} {e.train.epochs:>6}  {cached:<6}  "
+              f"{e.description}")
     return 0
 
 
@@ -97,18 +102,22 @@ def _cmd_reproduce(args) -> int:
     """Train every missing model, saying what is done, what is left and about how long it will take."""
     import torch
 
-    from .experiments import REGISTRY, default_jobs, reproduce
-    from .settings import default_device
+    from .data import DATASETS
+    from .experiments import book_experiments, default_jobs, reproduce
+    from .settings import book_dataset, default_device
 
-    todo = [e for e in REGISTRY.values() if args.only in e.name]
+    dataset = args.dataset or book_dataset()
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted(DATASETS)}")
+    todo = [e for e in book_experiments(dataset) if args.only in e.name]
     if not todo:
-        raise KeyError(f"no experiment name contains {args.only!r}")
+        raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
     quick = args.quick or _env_quick()
     device = torch.device(args.device) if args.device else default_device()
     stack = device.type == "cuda" if args.stack is None else args.stack
     jobs = args.jobs or default_jobs(device)
     cached = sum(e.is_cached(quick) for e in todo)
-    print(f"{len(todo)} models, {cached} already cached; training {len(todo) - cached} on {device} "
+    print(f"{dataset}: {len(todo)} models, {cached} already cached; training {len(todo) - cached} on {device} "
           f"({'quick' if quick else 'full'} mode{', grids stacked' if stack else ''}"
           f"{f', {jobs} processes side by side' if jobs > 1 else ''})", flush=True)
     t0 = time.perf_counter()

@@ -67,53 +67,71 @@ class Experiment:
         return self if seed == self.train.seed else self.variant(f"s{seed}", seed=seed)
 
 
-def classifier() -> Experiment:
-    """The CNN that judges generated digits (>= 99% test accuracy in full mode)."""
-    return Experiment("classifier", "3, 6, 8", "CNN classifier, the independent judge of generated digits",
-                      ModelConfig("classifier", channels=(16, 32), hidden=(128,)), recipe(3))
+# Data sets other than MNIST add a suffix to every name (``vae_d2_fashion``) and train on that data
+# set; MNIST experiments keep their names and configs, so their cache keys never change.
+SUFFIXES = {"mnist": "", "fashion-mnist": "_fashion"}
 
 
-def mlp_ae(latent_dim: int = 2, seed: int = 0) -> Experiment:
-    return Experiment(f"ae_d{latent_dim}", "2-3", f"MLP autoencoder, {latent_dim}-D latent",
-                      ModelConfig("ae", latent_dim=latent_dim), recipe(MLP_EPOCHS)).with_seed(seed)
+def on_dataset(e: Experiment, dataset: str = "mnist") -> Experiment:
+    """``e`` trained on ``dataset`` instead of MNIST: the name gets the data set's suffix."""
+    if dataset not in SUFFIXES:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted(SUFFIXES)}")
+    if dataset == e.train.dataset:
+        return e
+    return replace(e, name=e.name + SUFFIXES[dataset], train=replace(e.train, dataset=dataset),
+                   description=e.description.replace("MNIST", dataset))
 
 
-def conv_ae(latent_dim: int = 2, small: bool = False, seed: int = 0) -> Experiment:
+def classifier(dataset: str = "mnist") -> Experiment:
+    """The CNN that judges generated images (>= 99% test accuracy on MNIST in full mode)."""
+    return on_dataset(Experiment("classifier", "3, 6, 8", "CNN classifier, the independent judge of generated images",
+                                 ModelConfig("classifier", channels=(16, 32), hidden=(128,)), recipe(3)), dataset)
+
+
+def mlp_ae(latent_dim: int = 2, seed: int = 0, dataset: str = "mnist") -> Experiment:
+    return on_dataset(Experiment(f"ae_d{latent_dim}", "2-3", f"MLP autoencoder, {latent_dim}-D latent",
+                                 ModelConfig("ae", latent_dim=latent_dim), recipe(MLP_EPOCHS)).with_seed(seed), dataset)
+
+
+def conv_ae(latent_dim: int = 2, small: bool = False, seed: int = 0, dataset: str = "mnist") -> Experiment:
     """Convolutional AE; ``small`` halves the channels and narrows the dense layer (~8x fewer parameters)."""
     widths = dict(channels=(8, 16), hidden=(32,)) if small else dict(channels=(16, 32), hidden=(128,))
     prefix = "small_conv_ae" if small else "conv_ae"
-    return Experiment(f"{prefix}_d{latent_dim}", "4",
-                      f"{'small ' if small else ''}convolutional autoencoder, {latent_dim}-D latent",
-                      ModelConfig("ae", arch="conv", latent_dim=latent_dim, **widths),
-                      recipe(CONV_EPOCHS, precision="fp32")).with_seed(seed)
+    return on_dataset(Experiment(f"{prefix}_d{latent_dim}", "4",
+                                 f"{'small ' if small else ''}convolutional autoencoder, {latent_dim}-D latent",
+                                 ModelConfig("ae", arch="conv", latent_dim=latent_dim, **widths),
+                                 recipe(CONV_EPOCHS, precision="fp32")).with_seed(seed), dataset)
 
 
-def overcomplete_ae(feature_maps: int = 16) -> Experiment:
+def overcomplete_ae(feature_maps: int = 16, dataset: str = "mnist") -> Experiment:
     """No bottleneck: 3x3 convolutions in and out, the code 16 times larger than the image (chapter 4)."""
-    return Experiment("overcomplete_ae", "4",
-                      f"fully convolutional autoencoder, code = {feature_maps} x 28 x 28, no bottleneck",
-                      ModelConfig("ae", arch="fullconv", latent_dim=784 * feature_maps), recipe(1))
+    return on_dataset(Experiment("overcomplete_ae", "4",
+                                 f"fully convolutional autoencoder, code = {feature_maps} x 28 x 28, no bottleneck",
+                                 ModelConfig("ae", arch="fullconv", latent_dim=784 * feature_maps), recipe(1)), dataset)
 
 
-def vae(latent_dim: int = 2, beta: float = 1.0, seed: int = 0) -> Experiment:
+def vae(latent_dim: int = 2, beta: float = 1.0, seed: int = 0, dataset: str = "mnist") -> Experiment:
     name = f"vae_d{latent_dim}" + ("" if beta == 1.0 else f"_b{beta:g}")
-    return Experiment(name, "6-8", f"MLP VAE, {latent_dim}-D latent, Gaussian decoder (MSE), beta={beta:g}",
-                      ModelConfig("vae", latent_dim=latent_dim), recipe(MLP_EPOCHS, beta=beta)).with_seed(seed)
+    return on_dataset(Experiment(name, "6-8", f"MLP VAE, {latent_dim}-D latent, Gaussian decoder (MSE), beta={beta:g}",
+                                 ModelConfig("vae", latent_dim=latent_dim),
+                                 recipe(MLP_EPOCHS, beta=beta)).with_seed(seed), dataset)
 
 
-def multistage(latent_dim: int = 2, beta: float = 1.0, gamma: float = 10.0, seed: int = 0) -> Experiment:
+def multistage(latent_dim: int = 2, beta: float = 1.0, gamma: float = 10.0, seed: int = 0,
+               dataset: str = "mnist") -> Experiment:
     """VAE + classifier head on z, trained with recon + beta * KL + gamma * CE."""
     name = f"ms_d{latent_dim}_b{beta:g}_g{gamma:g}"
-    return Experiment(name, "7-8", f"multi-stage VAE, {latent_dim}-D latent, beta={beta:g}, gamma={gamma:g}",
-                      ModelConfig("multistage", latent_dim=latent_dim),
-                      recipe(MLP_EPOCHS, beta=beta, gamma=gamma)).with_seed(seed)
+    return on_dataset(Experiment(name, "7-8", f"multi-stage VAE, {latent_dim}-D latent, beta={beta:g}, gamma={gamma:g}",
+                                 ModelConfig("multistage", latent_dim=latent_dim),
+                                 recipe(MLP_EPOCHS, beta=beta, gamma=gamma)).with_seed(seed), dataset)
 
 
-def bernoulli_vae(latent_dim: int = 50, epochs: int = 15) -> Experiment:
+def bernoulli_vae(latent_dim: int = 50, epochs: int = 15, dataset: str = "mnist") -> Experiment:
     """VAE with a Bernoulli decoder (BCE) on stochastically binarised MNIST, for likelihood bounds."""
-    return Experiment(f"vae_bernoulli_d{latent_dim}", "6",
-                      f"MLP VAE, {latent_dim}-D latent, Bernoulli decoder, binarised MNIST",
-                      ModelConfig("vae", latent_dim=latent_dim), recipe(epochs, recon="bce", binarize=True))
+    return on_dataset(Experiment(f"vae_bernoulli_d{latent_dim}", "6",
+                                 f"MLP VAE, {latent_dim}-D latent, Bernoulli decoder, binarised MNIST",
+                                 ModelConfig("vae", latent_dim=latent_dim),
+                                 recipe(epochs, recon="bce", binarize=True)), dataset)
 
 
 # The adversarial models, recipes chosen by measurement (benchmarks/gan_recipes.py, on an H100; the
@@ -128,28 +146,31 @@ def gan_recipe(epochs: int = GAN_EPOCHS, lr: float = 5e-3, **changes) -> TrainCo
     return TrainConfig(epochs=epochs, lr=lr, batch_size=64, schedule="constant", precision="fp32", **changes)
 
 
-def gan(latent_dim: int = 32, adversarial: str = "nonsaturating", epochs: int = GAN_EPOCHS, seed: int = 0) -> Experiment:
+def gan(latent_dim: int = 32, adversarial: str = "nonsaturating", epochs: int = GAN_EPOCHS, seed: int = 0,
+        dataset: str = "mnist") -> Experiment:
     """DCGAN: generator 32-D noise -> 7x7x64 -> 14x14x32 -> 28x28, discriminator the mirror image."""
     name = f"gan_d{latent_dim}" + ("" if adversarial == "nonsaturating" else f"_{adversarial}") \
         + ("" if epochs == GAN_EPOCHS else f"_e{epochs}")
-    return Experiment(name, "9", f"DCGAN, {latent_dim}-D noise, {adversarial} generator loss, {epochs} epoch{'s' if epochs != 1 else ''}",
-                      ModelConfig("gan", "conv", latent_dim=latent_dim, channels=(32, 64)),
-                      gan_recipe(epochs, adversarial=adversarial)).with_seed(seed)
+    plural = "s" if epochs != 1 else ""
+    return on_dataset(Experiment(name, "9", f"DCGAN, {latent_dim}-D noise, {adversarial} generator loss, {epochs} epoch{plural}",
+                                 ModelConfig("gan", "conv", latent_dim=latent_dim, channels=(32, 64)),
+                                 gan_recipe(epochs, adversarial=adversarial)).with_seed(seed), dataset)
 
 
-def vaegan(latent_dim: int = 32, adv_weight: float = 1.0, beta: float = 1.0) -> Experiment:
+def vaegan(latent_dim: int = 32, adv_weight: float = 1.0, beta: float = 1.0, dataset: str = "mnist") -> Experiment:
     """VAE-GAN: the DCGAN's generator as decoder, a convolutional encoder, the DCGAN's discriminator."""
     name = f"vaegan_d{latent_dim}" + ("" if adv_weight == 1.0 else f"_w{adv_weight:g}") + ("" if beta == 1.0 else f"_b{beta:g}")
-    return Experiment(name, "10", f"VAE-GAN, {latent_dim}-D latent, adversarial weight {adv_weight:g}, beta={beta:g}",
-                      ModelConfig("vaegan", "conv", latent_dim=latent_dim, channels=(32, 64), hidden=(256,)),
-                      gan_recipe(lr=2e-3, adv_weight=adv_weight, beta=beta))
+    return on_dataset(Experiment(name, "10", f"VAE-GAN, {latent_dim}-D latent, adversarial weight {adv_weight:g}, beta={beta:g}",
+                                 ModelConfig("vaegan", "conv", latent_dim=latent_dim, channels=(32, 64), hidden=(256,)),
+                                 gan_recipe(lr=2e-3, adv_weight=adv_weight, beta=beta)), dataset)
 
 
-def cvae(latent_dim: int = 8, beta: float = 1.0, seed: int = 0) -> Experiment:
+def cvae(latent_dim: int = 8, beta: float = 1.0, seed: int = 0, dataset: str = "mnist") -> Experiment:
     """Conditional VAE: the class goes to the encoder and the decoder, so z is free to hold the style."""
     name = f"cvae_d{latent_dim}" + ("" if beta == 1.0 else f"_b{beta:g}")
-    return Experiment(name, "11", f"conditional MLP VAE, {latent_dim}-D latent, beta={beta:g}",
-                      ModelConfig("cvae", latent_dim=latent_dim), recipe(MLP_EPOCHS, beta=beta)).with_seed(seed)
+    return on_dataset(Experiment(name, "11", f"conditional MLP VAE, {latent_dim}-D latent, beta={beta:g}",
+                                 ModelConfig("cvae", latent_dim=latent_dim),
+                                 recipe(MLP_EPOCHS, beta=beta)).with_seed(seed), dataset)
 
 
 # Chapter 9 shows the minimax loss failing where the non-saturating one does not: both, 1 epoch, 3 seeds.
@@ -164,24 +185,30 @@ SEEDS = (0, 1, 2)  # 3 seeds: the spec's minimum; each one costs a full training
 BETAS = (0.1, 1.0, 4.0, 10.0)
 GAMMAS = (0.1, 1.0, 10.0, 100.0)
 
-_BOOK = [
-    classifier(),
-    *(mlp_ae(d) for d in (2, 16, 32)),
-    *(mlp_ae(2, seed=s) for s in SEEDS[1:]),
-    *(conv_ae(d, small=small) for d in (2, 16) for small in (False, True)),
-    overcomplete_ae(),
-    vae(16),
-    bernoulli_vae(),
-    *(vae(2, beta=b) for b in BETAS),
-    *(multistage(2, beta=b) for b in BETAS),
-    *(multistage(2, beta=1.0, gamma=g) for g in GAMMAS if g != multistage().train.gamma),
-    gan(),
-    *(gan(adversarial=loss, epochs=FAILURE_EPOCHS, seed=s) for loss in ("nonsaturating", "minimax")
-      for s in FAILURE_SEEDS),
-    vaegan(),
-    vae(STYLE_DIM), multistage(STYLE_DIM), cvae(STYLE_DIM),
-]
-REGISTRY: dict[str, Experiment] = {e.name: e for e in _BOOK}
+def book_experiments(dataset: str = "mnist") -> list[Experiment]:
+    """Every model the book trains when its chapters run on ``dataset`` (what ``genvae reproduce`` trains)."""
+    d = dict(dataset=dataset)
+    return [
+        classifier(**d),
+        *(mlp_ae(dim, **d) for dim in (2, 16, 32)),
+        *(mlp_ae(2, seed=s, **d) for s in SEEDS[1:]),
+        *(conv_ae(dim, small=small, **d) for dim in (2, 16) for small in (False, True)),
+        overcomplete_ae(**d),
+        vae(16, **d),
+        bernoulli_vae(**d),
+        *(vae(2, beta=b, **d) for b in BETAS),
+        *(multistage(2, beta=b, **d) for b in BETAS),
+        *(multistage(2, beta=1.0, gamma=g, **d) for g in GAMMAS if g != multistage().train.gamma),
+        gan(**d),
+        *(gan(adversarial=loss, epochs=FAILURE_EPOCHS, seed=s, **d) for loss in ("nonsaturating", "minimax")
+          for s in FAILURE_SEEDS),
+        vaegan(**d),
+        vae(STYLE_DIM, **d), multistage(STYLE_DIM, **d), cvae(STYLE_DIM, **d),
+    ]
+
+
+_BOOK = book_experiments("mnist")
+REGISTRY: dict[str, Experiment] = {e.name: e for dataset in SUFFIXES for e in book_experiments(dataset)}
 
 
 def load_all(experiments: Iterable[Experiment], **kwargs) -> list[TrainedModel]:

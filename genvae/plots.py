@@ -210,7 +210,8 @@ def heatmap(
             light = image.cmap(image.norm(v))[:3]
             ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7,
                     color="black" if sum(light) > 1.5 else "white")
-    ax.set_xticks(range(len(labels)), labels)
+    long = max(len(str(label)) for label in labels) > 3  # class names such as "Ankle boot", not digits
+    ax.set_xticks(range(len(labels)), labels, rotation=45 if long else 0, ha="right" if long else "center")
     ax.set_yticks(range(len(labels)), labels)
     if title:
         ax.set_title(title)

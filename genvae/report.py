@@ -26,7 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from . import settings
 
-__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "bullets"]
+__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "dataset_note",
+           "digits_only", "bullets"]
 
 
 def glue(name: str, value, fmt: str | None = None):
@@ -120,3 +121,32 @@ def quick_note() -> None:
         from .train import QUICK_EPOCHS, QUICK_TRAIN_SIZE
 
         show(QUICK_NOTE.format(epochs=QUICK_EPOCHS, subset=f"{QUICK_TRAIN_SIZE:,} training images"))
+
+
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # data set names as prose writes them
+DATASET_NOTE = (
+    ":::{{note}}\nThis page runs on **{title}** (`dataset = \"{name}\"`), not on MNIST: its classes are "
+    "{classes}. The prose speaks of digits where the MNIST book does; read them as this data set's images.\n:::"
+)
+
+
+def dataset_note(dataset: str) -> str | None:
+    """When a chapter runs on another data set than MNIST, show a visible note naming it (and return its
+    text); for MNIST nothing is shown and ``None`` is returned."""
+    if dataset == "mnist":
+        return None
+    from .data import DATASETS
+
+    spec = DATASETS[dataset]
+    text = DATASET_NOTE.format(title=TITLES.get(dataset, dataset), name=dataset, classes=", ".join(spec.classes))
+    show(text)
+    return text
+
+
+def digits_only(dataset: str, what: str) -> bool:
+    """True on MNIST. On another data set, show a short note that the part about ``what`` concerns digits
+    and is skipped there, and return False, so a chapter writes ``if report.digits_only(dataset, "..."):``."""
+    if dataset == "mnist":
+        return True
+    show(f"*This part ({what}) is about handwritten digits and is skipped on {dataset}.*")
+    return False

@@ -12,6 +12,7 @@ variable           meaning                                     default
 ``GENVAE_DEVICE``  ``cpu``, ``cuda``, ``mps``...               CUDA, then MPS, then CPU
 ``GENVAE_CUDA_GRAPH`` ``0`` = no CUDA-graph replay of the step   on (CUDA only)
 ``GENVAE_PRECISION`` ``fp32`` or ``bf16`` for the book's recipes  see :func:`training_precision`
+``GENVAE_DATASET`` the book's data set (``fashion-mnist``...)  ``mnist``
 =================  ==========================================  =========================
 """
 
@@ -57,6 +58,11 @@ def _flag(name: str, default: bool) -> bool:
 def quick_mode() -> bool:
     """True when ``GENVAE_QUICK`` asks for the small CI-sized settings."""
     return _flag("GENVAE_QUICK", False)
+
+
+def book_dataset() -> str:
+    """The data set the book's chapters and ``genvae reproduce`` use: ``GENVAE_DATASET``, else ``"mnist"``."""
+    return os.environ.get("GENVAE_DATASET", "").strip() or "mnist"
 
 
 def cuda_graphs_enabled() -> bool:

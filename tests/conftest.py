@@ -21,6 +21,7 @@ def _isolated(monkeypatch, tmp_path_factory):
     """Every test gets its own empty model cache and full mode, whatever the shell says."""
     monkeypatch.setenv("GENVAE_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GENVAE_QUICK", raising=False)
+    monkeypatch.delenv("GENVAE_DATASET", raising=False)  # the book's data set: MNIST unless a test says otherwise
     monkeypatch.setenv("GENVAE_DEVICE", "cpu")  # the same numbers on every machine
 
 

@@ -17,6 +17,23 @@ def test_list_names_the_book_experiments(capsys):
         assert name in out
 
 
+def test_list_shows_both_data_sets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "vae_d2_fashion" in out and "fashion-mnist" in out
+    assert all(len(line) < 200 for line in out.splitlines())
+
+
+def test_reproduce_picks_the_data_set(capsys, monkeypatch):
+    assert main(["reproduce", "--quick", "--dataset", "fashion-mnist", "--only", "ae_d32", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist: 1 models" in out and "[1/1] ae_d32_fashion" in out
+    monkeypatch.setenv("GENVAE_DATASET", "fashion-mnist")
+    assert main(["reproduce", "--quick", "--only", "ae_d32", "--jobs", "1"]) == 0
+    assert "1 already cached" in capsys.readouterr().out
+    assert main(["reproduce", "--quick", "--dataset", "cifar"]) == 1
+
+
 def test_train_quick_then_hit_the_cache(capsys):
     assert main(["train", "ae_d32", "--quick"]) == 0
     assert "trained in" in capsys.readouterr().out

@@ -89,3 +89,16 @@ def test_larger_codes_are_drawn_in_their_principal_plane():
     ax = plots.latent_grid(model, n=3, plane=latent.CodePlane(z))
     assert ax.get_images()[0].get_array().shape == (3 * 28, 3 * 28)
     plt.close("all")
+
+
+def test_class_names_label_scatters_and_heatmaps():
+    names = ("T-shirt/top", "Trouser", "Ankle boot")
+    ax = plots.latent_scatter(torch.randn(30, 2), torch.arange(30) % 3, classes=names)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(names)
+    ax = plots.heatmap(torch.rand(3, 3), labels=list(names))
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(names)
+    assert ax.get_xticklabels()[0].get_rotation() == 45  # long names are turned so they do not overlap
+    ax = plots.heatmap(torch.rand(3, 3))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
+    assert ax.get_xticklabels()[0].get_rotation() == 0
+    plt.close("all")

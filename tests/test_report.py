@@ -56,3 +56,22 @@ def test_quick_note_only_in_quick_mode(monkeypatch):
     report.quick_note()
     assert len(shown) == 1 and "quick mode" in shown[0] and shown[0].startswith(":::{note}")
     json.dumps(shown)  # plain text
+
+
+def test_dataset_note_names_the_data_set_and_its_classes(monkeypatch):
+    shown = []
+    monkeypatch.setattr(report, "show", shown.append)
+    assert report.dataset_note("mnist") is None and shown == []
+    text = report.dataset_note("fashion-mnist")
+    assert shown == [text] and text.startswith(":::{note}") and text.rstrip().endswith(":::")
+    assert "Fashion-MNIST" in text and "Ankle boot" in text and "T-shirt/top" in text
+    with pytest.raises(KeyError):
+        report.dataset_note("cifar")
+
+
+def test_digits_only_skips_with_a_note_on_other_data_sets(monkeypatch):
+    shown = []
+    monkeypatch.setattr(report, "show", shown.append)
+    assert report.digits_only("mnist", "the 3~8 claim") is True and shown == []
+    assert report.digits_only("fashion-mnist", "the 3~8 claim") is False
+    assert len(shown) == 1 and "skipped on fashion-mnist" in shown[0] and "3~8" in shown[0]
