@@ -10,7 +10,7 @@ loading, training loop, trained-model cache, metrics and figures the chapters us
 
 __version__ = "0.1.0"
 
-from . import cache, checkpoint, data, latent, losses, metrics, models, morpho, plots, report, settings, train  # noqa: E402
+from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, plots, report, settings, train  # noqa: E402
 from . import experiments  # noqa: E402  (needs cache and train)
 from .cache import TrainedModel, load_or_train  # noqa: E402
 from .models import ModelConfig, build_model  # noqa: E402

@@ -20,7 +20,7 @@ __all__ = [
     "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
-    "is_collapsed", "confident_share", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
+    "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "sharpness", "PUBLISHED_MNIST_FID", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
 ]
 
 
@@ -46,13 +46,20 @@ def test_subset(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> float:
-    """Mean squared error per pixel between images and their deterministic reconstructions."""
+def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
+                       y: torch.Tensor | None = None) -> float:
+    """Mean squared error per pixel between images and their deterministic reconstructions
+    (a class-conditional model is given the classes ``y``)."""
+    conditional = getattr(model, "conditional", False)
+    if conditional and y is None:
+        raise ValueError("a conditional model reconstructs with the class of every image: pass y")
     with eval_mode(model) as dev:
         total = torch.zeros((), dtype=torch.float64, device=dev)
-        for xb in x.split(batch_size or inference_batch(dev)):
+        bs = batch_size or inference_batch(dev)
+        for i, xb in enumerate(x.split(bs)):
             xb = xb.to(dev)
-            total += (model.reconstruct(xb) - xb).pow(2).sum()
+            x_hat = model.reconstruct(xb, y[i * bs:(i + 1) * bs].to(dev)) if conditional else model.reconstruct(xb)
+            total += (x_hat - xb).pow(2).sum()
     return float(total) / x.numel()
 
 
@@ -269,6 +276,34 @@ def class_entropy(pred: torch.Tensor, n_classes: int = 10) -> float:
     p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
     p = p[p > 0]
     return max(0.0, float(-(p * p.log()).sum()))  # one class gives -0.0, shown as "-0.000"
+
+
+# Lucic et al. (2018), "Are GANs created equal?": FID on MNIST with Inception-v3 features, the
+# non-saturating GAN against the VAE. Cited beside the book's own classifier-feature distances, never mixed.
+PUBLISHED_MNIST_FID = {"NS-GAN": 6.8, "VAE": 16.6}
+
+
+def effective_classes(pred: torch.Tensor, n_classes: int = 10) -> float:
+    """exp(class entropy): the number of equally frequent classes with the same entropy as the histogram of
+    predicted classes. 10 when every class is as common as every other; 1 when one class is all there is."""
+    return math.exp(class_entropy(pred, n_classes))
+
+
+def samples_collapsed(quality: dict[str, float], min_classes: float = 5.0) -> bool:
+    """True if a set of samples covers fewer than ``min_classes`` effective classes (:func:`effective_classes`,
+    from the ``"class entropy (nats)"`` of :func:`sample_quality`): the generator has lost most modes.
+
+    The threshold sits between what the book measured: healthy GANs of chapter 9 at 8 to 9.7
+    effective classes, collapsed ones at 1.0 to 2.4 (``benchmarks/gan_recipes.json``)."""
+    return math.exp(quality["class entropy (nats)"]) < min_classes
+
+
+def sharpness(images: torch.Tensor) -> float:
+    """Mean squared response of the 3x3 Laplacian over images ``(N, 1, 28, 28)``: the energy of their fine
+    detail. A blurred image has less of it; pixel noise has more. Compare with real images, not with 0."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    lap = torch.nn.functional.conv2d(images.detach().cpu().float(), kernel)  # (N, 1, 26, 26): interior pixels
+    return float(lap.pow(2).mean())
 
 
 def mean_pairwise_distance(feats: torch.Tensor, n_pairs: int = 20_000, seed: int = 0) -> float:

@@ -21,7 +21,7 @@ from .models import ModelConfig
 __all__ = [
     "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
     "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
-    "density_panel",
+    "density_panel", "player_curves", "snapshot_grid",
 ]
 
 
@@ -311,6 +311,53 @@ def density_panel(
     points = np.asarray(points)
     ax.scatter(points[:, 0], points[:, 1], s=3, c="k", alpha=0.6)
     ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def player_curves(history, ax: Axes | None = None, window: int = 25, title: str | None = None) -> Axes:
+    """A two-player model's losses at every step (faint) and their running mean over ``window`` steps.
+
+    The dotted line is 2 log 2, the discriminator's loss when it says 1/2 to every image: the
+    value at the game's equilibrium, where it can no longer tell real from generated.
+    """
+    import math
+
+    ax = _ax(ax, figsize=(7, 4))
+    for key, label, colour in (("d", "discriminator", "C0"), ("g", "generator", "C1")):
+        y = np.asarray(history.curve(key), dtype=float)
+        ax.plot(y, color=colour, alpha=0.2, lw=0.6)
+        if len(y) >= window:
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            ax.plot(np.arange(window - 1, len(y)), smooth, color=colour, lw=1.8, label=f"{label} (mean of {window} steps)")
+        else:
+            ax.plot(y, color=colour, lw=1.8, label=label)
+    ax.axhline(2 * math.log(2), color="k", ls=":", lw=1, label="2 log 2")
+    steps = np.cumsum([len(e.get("curve", {}).get("d", [])) for e in history.epochs])[:-1]
+    for s in steps:
+        ax.axvline(s, color="0.7", lw=0.8)
+    ax.set_xlabel("training step (grey lines: epoch boundaries)")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def snapshot_grid(history, n: int = 8, ax: Axes | None = None, title: str | None = None) -> Axes:
+    """One row per snapshot of a two-player model's training (:meth:`History.snapshots`): the first
+    ``n`` images generated from the same fixed noise, labelled with the training step."""
+    steps, images = history.snapshots()  # (T, S, 1, 28, 28)
+    rows = images[:, :n]
+    ax = _ax(ax, figsize=(n * 0.7 + 1, len(steps) * 0.7))
+    ax.imshow(tile(rows.reshape(-1, 1, 28, 28), n), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([1 + 14 + i * 29 for i in range(len(steps))])
+    ax.set_yticklabels([f"step {s:,}" for s in steps], fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     if title:
         ax.set_title(title)
     return ax

@@ -29,11 +29,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as gdata
-from .losses import (
-    GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, feature_reconstruction_loss, gaussian_kl, generator_loss,
-    objective,
-)
-from .models import ADVERSARIAL_KINDS, ModelConfig, build_model, reparameterize
+from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
+from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
 from .settings import cuda_graphs_enabled, default_device
 from .utils import eval_mode, inference_batch, seeded
 
@@ -509,20 +506,23 @@ def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimiz
         _descend(g, model.generator, optimizers["generator"])
         return {"total": (d + g).detach(), "d": d.detach(), "g": g.detach(),
                 "p_fake": torch.sigmoid(fake_logits).mean().detach()}
+    b = len(x)
     mu, logvar = model.encode(x)  # (B, D) each
     z = torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)])  # (2B, D): posterior, then prior
-    fakes = model.generate(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
+    logits = model.decode(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
+    fakes = torch.sigmoid(logits)
     d = discriminator_loss(d_net(x).logits, d_net(fakes.detach()).logits)
     _descend(d, d_net, optimizers["discriminator"])
-    real, judged = d_net(x), d_net(fakes)
-    recon_features = judged.features[: len(x)]
-    feature = feature_reconstruction_loss(recon_features, real.features.detach())
-    kl = gaussian_kl(mu, logvar)
-    g = generator_loss(judged.logits, cfg.adversarial)
-    _descend(feature + cfg.beta * kl, model.encoder, optimizers["encoder"], retain_graph=True)
-    _descend(feature + cfg.adv_weight * g, model.decoder, optimizers["decoder"])
-    return {"total": (d + g + feature + kl).detach(), "d": d.detach(), "g": g.detach(), "feature": feature.detach(),
-            "kl": kl.detach(), "p_fake": torch.sigmoid(judged.logits).mean().detach()}
+    real, judged = d_net(x), d_net(fakes)  # the updated discriminator; x's features are only a target
+    out = VAEGANOutput(x_hat=fakes[:b], x_logits=logits[:b], z=z[:b], mu=mu, logvar=logvar,
+                       real_logits=real.logits, recon_logits=judged.logits[:b], prior_logits=judged.logits[b:],
+                       real_features=real.features.detach(), recon_features=judged.features[:b])
+    p = vaegan_losses(out, cfg.beta, cfg.adv_weight, cfg.adversarial)
+    _descend(p["encoder"], model.encoder, optimizers["encoder"], retain_graph=True)
+    _descend(p["decoder"], model.decoder, optimizers["decoder"])
+    return {"total": (d + p["encoder"] + p["decoder"]).detach(), "d": d.detach(), "g": p["g"].detach(),
+            "feature": p["feature"].detach(), "kl": p["kl"].detach(),
+            "p_fake": torch.sigmoid(judged.logits).mean().detach()}
 
 
 def snapshot_steps(total_steps: int, steps_per_epoch: int, first: int = 25) -> list[int]:

@@ -143,3 +143,27 @@ def test_frechet_distance_equals_the_scipy_sqrtm_formula():
     ca, cb = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
     ref = ((a.mean(0) - b.mean(0)) ** 2).sum().item() + np.trace(ca + cb - 2 * linalg.sqrtm(ca @ cb).real)
     assert metrics.frechet_distance(a, b) == pytest.approx(ref, rel=1e-9)
+
+
+def test_effective_classes_and_collapse_flag():
+    from genvae.metrics import effective_classes, samples_collapsed
+
+    assert effective_classes(torch.arange(1000) % 10) == pytest.approx(10.0)
+    assert effective_classes(torch.full((50,), 3)) == pytest.approx(1.0)
+    # Two classes in equal shares: entropy log 2, so exactly 2 effective classes.
+    assert effective_classes(torch.arange(100) % 2) == pytest.approx(2.0)
+    assert samples_collapsed({"class entropy (nats)": math.log(2.0)})
+    assert not samples_collapsed({"class entropy (nats)": math.log(8.0)})
+
+
+def test_sharpness_is_the_laplacian_energy():
+    from genvae.metrics import sharpness
+
+    # A one-pixel dot: the Laplacian is -4 at the dot and 1 at its 4 neighbours, 0 elsewhere in the 26x26 interior.
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 10, 10] = 1.0
+    assert sharpness(x) == pytest.approx((16 + 4) / 26 ** 2)
+    # Blurring removes detail; a constant image has none.
+    blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+    assert sharpness(blurred) < sharpness(x)
+    assert sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0

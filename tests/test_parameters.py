@@ -31,6 +31,7 @@ MATRIX = {
     "07_multistage_vae": dict(**FASHION, betas=[0.5, 2.0], beta=2.0, gamma=5.0, gammas=[1.0, 5.0], latent_dim=3, knn_k=3),
     "08_transitions": dict(**FASHION, beta=2.0, gamma=5.0, betas=[1.0, 2.0], latent_dim=3, n_frames=8, pair=[1, 7],
                            frames_per_leg=6, n_samples=500),
+    "09_gans": dict(**FASHION, latent_dim=16, failure_seeds=[1], n_samples=500, n_frames=6),
 }
 
 
@@ -54,11 +55,19 @@ def test_every_parameter_has_a_value(path):
     assert parameters(path) == set(MATRIX[path.stem]), "MATRIX must name exactly the chapter's parameters"
 
 
+@pytest.fixture(scope="session")
+def chapters_cache(tmp_path_factory):
+    """One quick-mode model cache for all the chapter runs of this test: chapters that share a model (the
+    judge, the 2-D VAE...) train it once, as the book does; still apart from the user's own cache."""
+    return tmp_path_factory.mktemp("chapters-cache")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
-def test_chapter_runs_with_other_parameters(path, tmp_path, monkeypatch):
+def test_chapter_runs_with_other_parameters(path, tmp_path, monkeypatch, chapters_cache):
     papermill = pytest.importorskip("papermill")
     monkeypatch.setenv("GENVAE_QUICK", "1")
+    monkeypatch.setenv("GENVAE_CACHE", str(chapters_cache))
     monkeypatch.delenv("MPLBACKEND", raising=False)
     papermill.execute_notebook(
         str(path), str(tmp_path / path.name), parameters=MATRIX[path.stem], cwd=str(BOOK),

@@ -1,0 +1,148 @@
+"""Arithmetic in latent space: style transfer between classes, attribute directions, analogies.
+
+Works for the three models of chapter 11 alike:
+
+* an **unconditional** model (the VAE, the multi-stage VAE) holds the class in its code, so
+  "the same style as another class" is reached by moving the code by the difference of the
+  two class centroids: ``z' = z - c(a) + c(b)``;
+* a **conditional** model (the CVAE, ``model.conditional``) is told the class, so its code is
+  kept and only the label changes: decode ``z`` as class ``b``.
+
+Attribute directions follow the recipe of word-vector arithmetic (Mikolov et al., 2013) with
+measured attributes (:mod:`genvae.morpho`) in place of words: within a class, the mean code of
+the images in the top quartile of an attribute minus the mean code of the bottom quartile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .utils import eval_mode, inference_batch
+
+__all__ = [
+    "is_conditional", "encode", "decode", "transfer", "attribute_directions", "sweep", "Sweep",
+    "quartile_groups", "analogy",
+]
+
+
+def is_conditional(model: nn.Module) -> bool:
+    """True for a model that is told the class (``encode(x, y)``, ``decode(z, y)``)."""
+    return bool(getattr(model, "conditional", False))
+
+
+@torch.no_grad()
+def encode(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Codes ``(N, D)`` (posterior means) of images ``(N, 1, 28, 28)``; ``y`` ``(N,)`` for a conditional model."""
+    if is_conditional(model) and y is None:
+        raise ValueError("a conditional model needs the class of every image (y)")
+    with eval_mode(model) as dev:
+        bs = inference_batch(dev)
+        if is_conditional(model):
+            return torch.cat([model.embed(xb.to(dev), yb.to(dev)).cpu() for xb, yb in zip(x.split(bs), y.split(bs))])
+        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(bs)])
+
+
+@torch.no_grad()
+def decode(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Images in [0, 1] decoded from codes ``(N, D)``; drawn as classes ``y`` ``(N,)`` by a conditional model
+    (and ``y`` is ignored by an unconditional one, whose class is in ``z``)."""
+    if is_conditional(model) and y is None:
+        raise ValueError("a conditional model needs the class to draw (y)")
+    with eval_mode(model) as dev:
+        bs = inference_batch(dev)
+        if is_conditional(model):
+            return torch.cat([model.generate(zb.to(dev), yb.to(dev)).cpu() for zb, yb in zip(z.split(bs), y.split(bs))])
+        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(bs)])
+
+
+def transfer(model: nn.Module, z: torch.Tensor, y: torch.Tensor, target: torch.Tensor,
+             centroids: torch.Tensor | None = None) -> torch.Tensor:
+    """The codes' style drawn as class ``target`` ``(N,)``: images ``(N, 1, 28, 28)``.
+
+    Conditional model: decode ``z`` with the new label. Unconditional: decode
+    ``z - c(y) + c(target)``, which needs the class ``centroids`` ``(K, D)``.
+    """
+    if is_conditional(model):
+        return decode(model, z, target)
+    if centroids is None:
+        raise ValueError("an unconditional model changes class through the class centroids: pass centroids")
+    return decode(model, z - centroids[y] + centroids[target])
+
+
+def quartile_groups(values: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of class ``k``'s images in the bottom and in the top quartile of ``values`` (NaNs left out)."""
+    idx = torch.nonzero((labels == k) & torch.isfinite(values)).squeeze(1)
+    if len(idx) < 4:
+        raise ValueError(f"class {k} has {len(idx)} measured images; quartiles need at least 4")
+    v = values[idx]
+    lo, hi = torch.quantile(v, 0.25), torch.quantile(v, 0.75)
+    return idx[v <= lo], idx[v >= hi]
+
+
+def attribute_directions(codes: torch.Tensor, values: torch.Tensor, labels: torch.Tensor,
+                         n_classes: int) -> torch.Tensor:
+    """Per class, mean code of the top quartile of ``values`` minus that of the bottom quartile: ``(K, D)``."""
+    rows = []
+    for k in range(n_classes):
+        low, high = quartile_groups(values, labels, k)
+        rows.append(codes[high].mean(0) - codes[low].mean(0))
+    return torch.stack(rows)
+
+
+@dataclass
+class Sweep:
+    """Codes moved along an attribute direction, decoded, and measured again."""
+
+    steps: torch.Tensor  # (S,) the multiples of the direction
+    images: torch.Tensor  # (S, N, 1, 28, 28)
+    values: torch.Tensor  # (S, N) the attribute measured on the decoded images
+    kept: torch.Tensor  # (S, N) bool: the judge still reads the image's own class
+
+    @property
+    def correlation(self) -> float:
+        """Pearson correlation between the step and the measured attribute, over every (step, image) pair
+        with a finite measurement."""
+        t = self.steps[:, None].expand_as(self.values).reshape(-1).double()
+        v = self.values.reshape(-1).double()
+        ok = torch.isfinite(v)
+        return float(torch.corrcoef(torch.stack([t[ok], v[ok]]))[0, 1])
+
+    @property
+    def kept_rate(self) -> float:
+        """Share of decoded images (all steps) that the judge reads as their own class."""
+        return float(self.kept.double().mean())
+
+    def mean_values(self) -> torch.Tensor:
+        """The mean measured attribute at each step ``(S,)`` (NaNs left out)."""
+        return torch.nanmean(self.values, dim=1)
+
+
+def sweep(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, directions: torch.Tensor,
+          steps, measure, judge_pred) -> Sweep:
+    """Decode ``codes + t * directions[labels]`` for each ``t`` in ``steps``, as each code's own class.
+
+    ``measure(images) -> (N,)`` measures the attribute (e.g. ``lambda x: morpho.measure(x).thickness``);
+    ``judge_pred(images) -> (N,)`` gives the judge's classes.
+    """
+    steps = torch.as_tensor(steps, dtype=codes.dtype)
+    images, values, kept = [], [], []
+    for t in steps:
+        x = decode(model, codes + t * directions[labels], labels)
+        images.append(x)
+        values.append(measure(x))
+        kept.append(judge_pred(x) == labels)
+    return Sweep(steps, torch.stack(images), torch.stack(values), torch.stack(kept))
+
+
+def analogy(model: nn.Module, z_a_high: torch.Tensor, z_a_low: torch.Tensor, z_b_low: torch.Tensor,
+            b: torch.Tensor) -> torch.Tensor:
+    """"high a" - "low a" + "low b": decode ``z_a_high - z_a_low + z_b_low`` as class ``b`` ``(N,)``.
+
+    The word-vector analogy "king - man + woman = queen", with an attribute (thick - thin) for the
+    gender and the class for the rest. For an unconditional model ``b`` is ignored: the class is in
+    the code, carried by ``z_b_low``.
+    """
+    return decode(model, z_a_high - z_a_low + z_b_low, b)
