@@ -334,6 +334,12 @@ def player_curves(history, ax: Axes | None = None, window: int = 25, title: str 
         else:
             ax.plot(y, color=colour, lw=1.8, label=label)
     ax.axhline(2 * math.log(2), color="k", ls=":", lw=1, label="2 log 2")
+    both = np.concatenate([history.curve("d"), history.curve("g")]).astype(float)
+    both = both[np.isfinite(both)]
+    if len(both):  # a few wild steps must not flatten the rest: show the 1st to 99th percentile
+        lo, hi = np.percentile(both, [1, 99])
+        pad = 0.1 * (hi - lo) + 0.1
+        ax.set_ylim(min(lo, 0.0) - pad, max(hi, 2 * math.log(2)) + pad)
     steps = np.cumsum([len(e.get("curve", {}).get("d", [])) for e in history.epochs])[:-1]
     for s in steps:
         ax.axvline(s, color="0.7", lw=0.8)
