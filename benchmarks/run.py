@@ -664,6 +664,23 @@ def _recipes_md() -> str:
     return "\n".join(out)
 
 
+def _gan_recipes_md() -> str:
+    path = HERE / "gan_recipes.json"
+    if not path.exists():
+        return ""
+    out = ["## Recipes of the adversarial models\n",
+           "*`benchmarks/gan_recipes.py`: each candidate trained on 60,000 images, then 2,000 samples judged by the "
+           "book's classifier against 2,000 real test images (Frechet distance in the classifier's features, "
+           "effective classes = exp(class entropy)). Seconds are the training time on that device.*\n"]
+    for rec in json.loads(path.read_text()):
+        rows = [{"recipe": r["label"], "seed": r["seed"], "seconds": r["seconds"],
+                 "Frechet distance": r["Frechet distance"],
+                 "effective classes": math.exp(r["class entropy (nats)"]), "confidence": r["confidence"],
+                 **({"recon MSE": r["recon MSE"]} if "recon MSE" in r else {})} for r in rec["rows"]]
+        out += [f"**{rec['device']}, {rec['date']}, torch {rec['torch']}**\n", table(rows)]
+    return "\n".join(out)
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -729,6 +746,7 @@ def render() -> None:
                 parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
         if device_suffix == "":
             parts.append(_recipes_md())
+            parts.append(_gan_recipes_md())
     (HERE / "RESULTS.md").write_text("\n".join(parts))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
