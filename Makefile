@@ -52,11 +52,16 @@ reproduce: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# Tests run in TEST_JOBS processes (pytest-xdist) of one thread each: small models do not keep two
+# threads busy, and two processes side by side finish sooner than one with two threads (measured in
+# CI: see the issue notes). nbval keeps each notebook whole in one process (--dist loadfile).
+TEST_JOBS ?= 2
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) tests
 
 nbval: $(STAMP)
-	GENVAE_QUICK=1 $(BIN)/python -m pytest --nbval-lax book/
+	GENVAE_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --nbval-lax book/
 
 book-quick: $(STAMP)
 	GENVAE_QUICK=1 $(BIN)/genvae reproduce
