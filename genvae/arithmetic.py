@@ -38,11 +38,7 @@ def encode(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> 
     """Codes ``(N, D)`` (posterior means) of images ``(N, 1, 28, 28)``; ``y`` ``(N,)`` for a conditional model."""
     if is_conditional(model) and y is None:
         raise ValueError("a conditional model needs the class of every image (y)")
-    with eval_mode(model) as dev:
-        bs = inference_batch(dev)
-        if is_conditional(model):
-            return torch.cat([model.embed(xb.to(dev), yb.to(dev)).cpu() for xb, yb in zip(x.split(bs), y.split(bs))])
-        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(bs)])
+    return _batched(model, model.embed, x, *((y,) if is_conditional(model) else ()))
 
 
 @torch.no_grad()
@@ -51,11 +47,14 @@ def decode(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> 
     (and ``y`` is ignored by an unconditional one, whose class is in ``z``)."""
     if is_conditional(model) and y is None:
         raise ValueError("a conditional model needs the class to draw (y)")
+    return _batched(model, model.generate, z, *((y,) if is_conditional(model) else ()))
+
+
+def _batched(model: nn.Module, call, *tensors: torch.Tensor) -> torch.Tensor:
+    """``call`` over matching slices of ``tensors``, in eval mode on the model's device; results on the CPU."""
     with eval_mode(model) as dev:
         bs = inference_batch(dev)
-        if is_conditional(model):
-            return torch.cat([model.generate(zb.to(dev), yb.to(dev)).cpu() for zb, yb in zip(z.split(bs), y.split(bs))])
-        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(bs)])
+        return torch.cat([call(*(t.to(dev) for t in chunk)).cpu() for chunk in zip(*(t.split(bs) for t in tensors))])
 
 
 def transfer(model: nn.Module, z: torch.Tensor, y: torch.Tensor, target: torch.Tensor,

@@ -75,11 +75,17 @@ def reconstruction_grid(
     x: torch.Tensor, x_hat: torch.Tensor, n: int = 10, ax: Axes | None = None, title: str | None = None
 ) -> Axes:
     """Originals (top row) above their reconstructions (bottom row), ``n`` of each."""
-    ax = _ax(ax, figsize=(n * 0.8, 2.2))
-    ax.imshow(tile(torch.cat([x[:n], x_hat[:n]]), n), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    return _labelled_rows(torch.cat([x[:n], x_hat[:n]]), n, ["original", "reconstruction"],
+                          _ax(ax, figsize=(n * 0.8, 2.2)), title)
+
+
+def _labelled_rows(images: torch.Tensor, n: int, labels: Sequence[str], ax: Axes, title: str | None,
+                   fontsize: float | None = None) -> Axes:
+    """Images ``n`` per row, each row labelled on the left, no frame."""
+    ax.imshow(tile(images, n), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
-    ax.set_yticks([14, 43])
-    ax.set_yticklabels(["original", "reconstruction"])
+    ax.set_yticks([1 + 14 + i * 29 for i in range(len(labels))])
+    ax.set_yticklabels(labels, fontsize=fontsize)
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
@@ -356,14 +362,5 @@ def snapshot_grid(history, n: int = 8, ax: Axes | None = None, title: str | None
     ``n`` images generated from the same fixed noise, labelled with the training step."""
     steps, images = history.snapshots()  # (T, S, 1, 28, 28)
     rows = images[:, :n]
-    ax = _ax(ax, figsize=(n * 0.7 + 1, len(steps) * 0.7))
-    ax.imshow(tile(rows.reshape(-1, 1, 28, 28), n), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([1 + 14 + i * 29 for i in range(len(steps))])
-    ax.set_yticklabels([f"step {s:,}" for s in steps], fontsize=8)
-    ax.tick_params(length=0)
-    for side in ax.spines.values():
-        side.set_visible(False)
-    if title:
-        ax.set_title(title)
-    return ax
+    return _labelled_rows(rows.reshape(-1, 1, 28, 28), n, [f"step {s:,}" for s in steps],
+                          _ax(ax, figsize=(n * 0.7 + 1, len(steps) * 0.7)), title, fontsize=8)
