@@ -54,11 +54,12 @@ benchmarks: $(STAMP)
 
 # Tests run in TEST_JOBS processes (pytest-xdist) of one thread each: small models do not keep two
 # threads busy, and two processes side by side finish sooner than one with two threads (measured in
-# CI: see the issue notes). nbval keeps each notebook whole in one process (--dist loadfile).
+# CI: see the issue notes). Unit tests are rebalanced as workers free up (--dist worksteal: the chapter
+# runs take 10-50 s each); nbval keeps each notebook whole in one process (--dist loadfile).
 TEST_JOBS ?= 2
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist worksteal tests
 
 nbval: $(STAMP)
 	GENVAE_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --nbval-lax book/

@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import pytest
 
-from dataclasses import replace
-
 from genvae import cache, experiments
 from genvae.experiments import REGISTRY, book_experiments, get
+from genvae.models import ADVERSARIAL_KINDS
 
 MNIST_NAMES = [e.name for e in book_experiments("mnist")]
 
 
-@pytest.mark.slow  # every MNIST model, and one Fashion-MNIST model (the others differ only in their data)
-@pytest.mark.parametrize("name", [n for n in MNIST_NAMES if not n.startswith("ae_d2_s")] + ["vae_d2_fashion"])
+# Every MNIST model, and one Fashion-MNIST model (the others differ only in their data). Seed variants
+# (ae_d2_s1, gan_d32_e1_s2, ...) differ from a tested model in the seed alone and are left out.
+SEED_VARIANT = re.compile(r"_s\d+$")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in MNIST_NAMES if not SEED_VARIANT.search(n)] + ["vae_d2_fashion"])
 def test_every_experiment_trains_in_quick_mode(name):
     t = get(name).load(quick=True, progress=False)
     assert not t.from_cache
     assert t.train_config.epochs <= 2 and t.train_config.train_size == 6000
     assert all(math.isfinite(v) for v in t.metrics.values())
-    first, last = t.history.series("train")[0], t.history.series("train")[-1]
-    assert last <= first
+    if t.model_config.kind in ADVERSARIAL_KINDS:  # a game's summed losses need not fall; every step is recorded
+        assert len(t.history.curve("d")) == len(t.history.curve("g")) == 94 * t.train_config.epochs
+    else:
+        first, last = t.history.series("train")[0], t.history.series("train")[-1]
+        assert last <= first
     assert get(name).is_cached(quick=True) and not get(name).is_cached(quick=False)
 
 
