@@ -127,7 +127,7 @@ def _inspect(path: Path, key: str, slug: str, known: dict) -> Entry:
     weights, meta_path = path / checkpoint.WEIGHTS, path / checkpoint.META
     if not meta_path.exists():
         entry.status = "partial"
-        entry.problem = (f"{meta_path.name} is missing: a save that never finished"
+        entry.problem = (f"{meta_path} is missing: a save that never finished"
                          + ("" if weights.exists() else f" (no {weights.name} either)"))
         return entry
     try:
@@ -336,13 +336,18 @@ def table(scanned: Scan) -> list[str]:
         status = e.status + (", orphan" if e.orphan else "")
         lines.append(f"{e.name:<{width}}  {e.key:<16}  {e.mode:<5}  {e.dataset or '?':<13}  {human_size(e.size):>9}  "
                      f"{e.created:<16}  {status}")
-    total = sum(e.size for e in rows) + sum(_size(t) for t in scanned.temporaries)
+    total = sum(e.size for e in rows) + sum(_size(t) for t in scanned.temporaries if t.parent == scanned.root)
     orphans = sum(e.orphan for e in scanned.entries)
     bad = sum(e.status != "ok" for e in scanned.entries)
-    lines.append(f"{len(scanned.entries)} entries ({bad} partial or corrupt, {orphans} orphans), "
-                 f"{len(scanned.resumes)} resume folders, {len(scanned.temporaries)} temporary files; "
-                 f"{human_size(total)} in all")
+    lines.append(f"{plural(len(scanned.entries), 'entry', 'entries')} ({bad} partial or corrupt, "
+                 f"{plural(orphans, 'orphan')}), {plural(len(scanned.resumes), 'resume folder')}, "
+                 f"{plural(len(scanned.temporaries), 'temporary file')}; {human_size(total)} in all")
     return lines
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``"1 orphan"``, ``"2 orphans"``."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def _size(path: Path) -> int:

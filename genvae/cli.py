@@ -193,8 +193,9 @@ def _cmd_cache(args) -> int:
             if entry.path in problems:
                 print(f"{entry.status:<8} {entry.path.name}: {problems[entry.path]}")
         orphans = sum(e.orphan for e in scanned.entries)
-        print(f"{len(scanned.entries)} entries verified: {len(scanned.entries) - len(problems)} sound, "
-              f"{len(problems)} bad; {orphans} orphans (`genvae cache prune` removes bad and orphan entries)")
+        print(f"{cachedir.plural(len(scanned.entries), 'entry', 'entries')} verified: "
+              f"{len(scanned.entries) - len(problems)} sound, {len(problems)} bad; {cachedir.plural(orphans, 'orphan')} "
+              "(`genvae cache prune` removes bad and orphan entries)")
         return 1 if problems else 0
     report = cachedir.prune(scanned, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
