@@ -306,10 +306,14 @@ def prune(scanned: Scan, *, dry_run: bool = False, min_age: float = STALE_SECOND
 
     for path, size, reason in doomed:
         if not dry_run:
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+            try:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as e:  # a read-only cache, say: say so and go on with the rest
+                kept.append((path, f"{reason}, but it cannot be removed ({e.strerror or e})"))
+                continue
         removed.append(Removal(path, size, reason))
     return PruneReport(removed, kept)
 

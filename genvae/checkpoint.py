@@ -136,7 +136,8 @@ def _sniff(head: bytes) -> str | None:
     """What a file that is not safetensors looks like from its first bytes, if we can tell."""
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive, which is what torch.save writes (a pickle inside)"
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+    # PROTO 2-5, then an opcode (never a zero byte); a safetensors length this short has a zero there.
+    if len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] != 0:
         return "a Python pickle"
     try:
         text = head.decode("utf-8")
@@ -161,13 +162,15 @@ def read_header(path: str | Path) -> dict[str, dict]:
         raise CheckpointError(f"{path} is empty (0 bytes), not a safetensors file")
     with open(path, "rb") as f:
         head = f.read(64)
-        other = _sniff(head)
+        n = struct.unpack("<Q", head[:8])[0] if size >= 8 else -1
+        # safetensors: an 8-byte little-endian header length, then a JSON object, then the tensors' bytes
+        plausible = 0 <= n <= min(size - 8, _MAX_HEADER) and head[8:9] == b"{"
+        other = None if plausible else _sniff(head)
         if other is not None:
             raise CheckpointError(f"{path} is not a safetensors file: it is {other}. genvae reads weights only "
                                   "from safetensors and never unpickles a file")
         if size < 8:
             raise CheckpointError(f"{path} is truncated: {size} bytes, fewer than a safetensors header's 8")
-        (n,) = struct.unpack("<Q", head[:8])
         if n > _MAX_HEADER:
             raise CheckpointError(f"{path} is not a safetensors file (its first 8 bytes give a header of {n} bytes "
                                   f"in a file of {size})")

@@ -15,7 +15,7 @@ import torch
 import genvae
 from genvae import cache, checkpoint
 from genvae.cache import CacheWarning, cache_key, load_or_train
-from genvae.models import ModelConfig
+from genvae.models import ModelConfig, build_model
 from genvae.train import TrainConfig
 from genvae.utils import file_digest
 
@@ -325,3 +325,29 @@ def test_cached_eval_ignores_a_non_finite_number_in_its_file():
     path.write_text(path.read_text().replace("2.0", "NaN"))  # an older version, or a hand edit
     assert cache.cached_eval(t, two) == 2.0 and calls == [1, 1]
     assert cache.cached_eval(t, two) == 2.0 and calls == [1, 1]  # kept again, finite
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty"),
+    (b"not weights at all\n", "is not a safetensors file: it is a text file"),
+])
+def test_an_empty_or_text_weights_file_is_reported(monkeypatch, content, problem):
+    t = _train()
+    weights = t.path / "model.safetensors"
+    weights.write_bytes(content)
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["weights_sha256"] = file_digest(weights)
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, problem)
+
+
+def test_weights_of_another_shape_are_reported(monkeypatch, tmp_path):
+    t = _train()
+    other = checkpoint.save(build_model(dataclasses.replace(MC, hidden=(12,))), tmp_path / "other")
+    weights = t.path / "model.safetensors"
+    weights.write_bytes((other / "model.safetensors").read_bytes())
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["weights_sha256"] = file_digest(weights)
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, r"does not fit the model_config in .*meta.json: shapes differ: "
+                                 r"encoder.net.0.weight is \(12, 784\) in the file, \(16, 784\) in the model")

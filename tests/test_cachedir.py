@@ -236,3 +236,25 @@ def test_a_registry_model_in_either_precision_is_not_an_orphan():
         assert keys[cache.cache_key(exp.model, train, False)] == ("vae_d2", False, "mnist")
         assert keys[cache.cache_key(exp.model, train.quick(), True)] == ("vae_d2", True, "mnist")
     assert cache.cache_key(exp.model, dataclasses.replace(exp.train, epochs=7), False) not in keys
+
+
+def test_prune_goes_on_when_something_cannot_be_removed(populated, monkeypatch):
+    p = populated
+    real = cachedir.shutil.rmtree
+
+    def read_only(path, *a, **k):
+        if Path(path) == p["orphan"]:
+            raise OSError(30, "Read-only file system")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(cachedir.shutil, "rmtree", read_only)
+    report = cachedir.prune(cachedir.scan(p["root"]))
+    assert p["orphan"].exists() and not p["tampered"].exists()
+    assert (p["orphan"], "orphan, but it cannot be removed (Read-only file system)") in report.kept
+    assert p["orphan"] not in {r.path for r in report.removed}
+
+
+def test_cache_needs_an_action(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["cache"])
+    assert info.value.code == 2 and "the following arguments are required: ACTION" in capsys.readouterr().err

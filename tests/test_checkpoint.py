@@ -234,3 +234,22 @@ def test_nothing_in_genvae_can_unpickle():
     package = Path(checkpoint.__file__).parent
     found = {str(p.relative_to(package)): _unpicklers(p.read_text()) for p in sorted(package.rglob("*.py"))}
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(saved):
+    """A header of 640-1535 bytes is stored as b"\\x80\\x02\\x00..." (little-endian), which is also how a
+    protocol-2 pickle begins: the sniffing must not call such a file a pickle, whole or truncated."""
+    from safetensors.torch import load_file, save
+
+    weights = saved / "model.safetensors"
+    state = {k: v.clone() for k, v in load_file(str(weights)).items()}  # not views of a file rewritten below
+    blobs = (save(state, metadata={"pad": "x" * pad}) for pad in range(1500))
+    blob = next(b for b in blobs if b[0] == 0x80 and 2 <= b[1] <= 5 and b[2] == 0)
+    weights.write_bytes(blob)
+    _reseal(saved)
+    model, _ = checkpoint.load(saved)
+    assert torch.equal(model.state_dict()["decoder.net.2.bias"], state["decoder.net.2.bias"])
+    weights.write_bytes(blob[:100])
+    _reseal(saved)
+    assert _refusal(saved) == (f"{weights} is truncated: its header needs {struct.unpack('<Q', blob[:8])[0]} bytes, "
+                               "the file has 92 after the header length")
