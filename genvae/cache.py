@@ -99,7 +99,7 @@ def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainCo
     if tc != train_cfg:
         raise checkpoint.CheckpointError(
             f"{meta_path} holds a different configuration than its name says: "
-            + checkpoint._differences(tc.to_dict(), train_cfg.to_dict(), checkpoint.META, "asked for"))
+            + checkpoint.config_differences(tc.to_dict(), train_cfg.to_dict(), checkpoint.META, "asked for"))
     if not (isinstance(meta["metrics"], dict) and isinstance(meta["history"], list)
             and isinstance(meta["train_seconds"], (int, float))):
         raise checkpoint.CheckpointError(f"{meta_path} has a damaged metrics, history or train_seconds field")

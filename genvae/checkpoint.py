@@ -195,7 +195,7 @@ def read_header(path: str | Path) -> dict[str, dict]:
     return tensors
 
 
-def _differences(found: dict, wanted: dict, where: str, other: str) -> str:
+def config_differences(found: dict, wanted: dict, where: str, other: str) -> str:
     """``"latent_dim is 3 in meta.json, 2 asked for; ..."`` over the fields that differ."""
     keys = sorted(set(found) | set(wanted))
     return "; ".join(f"{k} is {found.get(k, '(absent)')!r} in {where}, {wanted.get(k, '(absent)')!r} {other}"
@@ -243,8 +243,12 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
-    tensors = read_header(weights)
-    if file_digest(weights) != meta["weights_sha256"]:
+    try:
+        tensors = read_header(weights)
+        digest = file_digest(weights)
+    except OSError as e:  # a disk error, no permission...
+        raise CheckpointError(f"{weights} cannot be read ({e.strerror or e})") from None
+    if digest != meta["weights_sha256"]:
         raise CheckpointError(f"{weights} does not match the checksum (SHA-256) recorded in {meta_path}: "
                               "the weights were changed or damaged after they were saved")
     try:
@@ -253,7 +257,7 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
         raise CheckpointError(f"{meta_path} has an invalid model_config ({e})") from None
     if config is not None and cfg != config:
         raise CheckpointError(f"{meta_path} describes another model than the one asked for: "
-                              + _differences(cfg.to_dict(), config.to_dict(), META, "asked for"))
+                              + config_differences(cfg.to_dict(), config.to_dict(), META, "asked for"))
     model = build_model(cfg).to(map_location)
     _check_fit(tensors, model, weights)
     try:

@@ -194,8 +194,8 @@ def _cmd_cache(args) -> int:
                 print(f"{entry.status:<8} {entry.path.name}: {problems[entry.path]}")
         orphans = sum(e.orphan for e in scanned.entries)
         print(f"{cachedir.plural(len(scanned.entries), 'entry', 'entries')} verified: "
-              f"{len(scanned.entries) - len(problems)} sound, {len(problems)} bad; {cachedir.plural(orphans, 'orphan')} "
-              "(`genvae cache prune` removes bad and orphan entries)")
+              f"{len(scanned.entries) - len(problems)} sound, {len(problems)} bad; "
+              f"{cachedir.plural(orphans, 'orphan')} (`genvae cache prune` removes bad and orphan entries)")
         return 1 if problems else 0
     report = cachedir.prune(scanned, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"

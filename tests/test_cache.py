@@ -105,7 +105,7 @@ def test_mismatched_entry_is_reported(monkeypatch):
     meta = json.loads((t.path / "meta.json").read_text())
     meta["train_config"]["epochs"] = 99
     (t.path / "meta.json").write_text(json.dumps(meta))
-    _expect_retrain(monkeypatch, "different configuration")
+    _expect_retrain(monkeypatch, "different configuration than its name says: epochs is 99 in meta.json, 1 asked for")
 
 
 def test_quick_and_full_never_share_an_entry(monkeypatch):

@@ -4,6 +4,7 @@ and nothing is ever unpickled."""
 from __future__ import annotations
 
 import ast
+import errno
 import json
 import os
 import struct
@@ -200,6 +201,14 @@ def test_an_empty_or_text_file_is_refused(saved, content, problem):
     weights.write_bytes(content)
     _reseal(saved)
     assert _refusal(saved).startswith(f"{weights} {problem}")
+
+
+def test_unreadable_weights(saved, monkeypatch):
+    def denied(path, *a, **k):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr(checkpoint, "file_digest", denied)  # root reads through chmod, so the read itself fails
+    assert _refusal(saved) == f"{saved / 'model.safetensors'} cannot be read (Permission denied)"
 
 
 def test_missing_weights(saved):
