@@ -5,7 +5,11 @@ model config, the training config (data set, epochs, seed, beta...) and the
 mode (quick or full), so a quick CI run can never overwrite a full-mode model.
 Entries are checkpoint folders (see :mod:`genvae.checkpoint`) under
 :func:`genvae.settings.cache_root`. A corrupt or mismatched entry is reported
-with a warning and retrained, never silently used.
+with a warning and retrained, never silently used. A cache folder that cannot be
+written (read-only, a full disk) is reported with a warning too: the trained model
+is still returned, only not kept. A model whose test metrics are not finite is
+never kept. ``genvae cache list | verify | prune`` (:mod:`genvae.cachedir`)
+inspects and tidies the cache.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ CACHE_FORMAT = 2  # bump when the meaning of stored weights changes (2: the devi
 
 
 class CacheWarning(UserWarning):
-    """A cache entry was unusable and is being retrained."""
+    """A cache entry was unusable and is being retrained, or a result could not be kept in the cache."""
+
+
+# The sidecar fields a cache entry needs: the checkpoint's own, and those the cache reads back.
+CACHE_FIELDS = (*checkpoint.REQUIRED, "cache_key", "train_config", "history", "metrics", "train_seconds")
 
 
 @dataclass
@@ -49,6 +57,7 @@ class TrainedModel:
     train_seconds: float
     path: Path
     from_cache: bool
+    saved: bool = True  # False when the cache could not keep it (unwritable folder, metrics not finite)
 
 
 # TrainConfig fields added after format 2: they enter the key only when they differ from their defaults,
@@ -76,14 +85,27 @@ def entry_path(name: str, key: str, cache_dir: str | Path | None = None) -> Path
 
 def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
                 device: torch.device) -> tuple[nn.Module, dict]:
-    model, meta = checkpoint.load(path, map_location=device)
+    """The model and sidecar of an entry, or :class:`~genvae.checkpoint.CheckpointError` naming the problem."""
+    meta_path = path / checkpoint.META
+    model, meta = checkpoint.load(path, map_location=device, config=model_cfg, required=CACHE_FIELDS)
+    if meta["cache_key"] != key:
+        raise checkpoint.CheckpointError(
+            f"{meta_path} records the key {meta['cache_key']!r}, the folder's name says {key!r}: "
+            "it holds a different configuration than its name says")
     try:
-        same = (meta.get("cache_key") == key and model.config == model_cfg
-                and TrainConfig.from_dict(meta["train_config"]) == train_cfg)
-    except (KeyError, TypeError, ValueError):
-        same = False
-    if not same:
-        raise checkpoint.CheckpointError(f"{path} holds a different configuration than its name says")
+        tc = TrainConfig.from_dict(meta["train_config"])
+    except (TypeError, ValueError, AttributeError) as e:
+        raise checkpoint.CheckpointError(f"{meta_path} has an invalid train_config ({e})") from None
+    if tc != train_cfg:
+        raise checkpoint.CheckpointError(
+            f"{meta_path} holds a different configuration than its name says: "
+            + checkpoint.config_differences(tc.to_dict(), train_cfg.to_dict(), checkpoint.META, "asked for"))
+    if not (isinstance(meta["metrics"], dict) and isinstance(meta["history"], list)
+            and isinstance(meta["train_seconds"], (int, float))):
+        raise checkpoint.CheckpointError(f"{meta_path} has a damaged metrics, history or train_seconds field")
+    if not _finite(meta["metrics"]):
+        raise checkpoint.CheckpointError(f"{meta_path} records test metrics that are not finite "
+                                         f"({_format(meta['metrics'])})")
     return model, meta
 
 
@@ -194,18 +216,54 @@ def load_or_train_many(
 
 def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Module, history: History,
                 seconds: float, device: torch.device, quick: bool, stacked: dict | None) -> TrainedModel:
+    """Keep a freshly trained model in the cache, if its metrics are finite and the folder can be written;
+    either way return it (``saved`` says whether it was kept, and a :class:`CacheWarning` why not)."""
     metrics = dict(history.epochs[-1]["test"])
-    checkpoint.save(
-        model, path,
-        cache_key=key, name=r.name, quick=quick, train_config=tc.to_dict(),
-        history=history.epochs, metrics=metrics, train_seconds=seconds,
-        device=str(device), stack=stacked,
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
+    saved = _finite(metrics)
+    if not saved:
+        warnings.warn(f"{r.name}: the trained model's test metrics are not finite ({_format(metrics)}); it is "
+                      f"returned but not cached in {path}, so that it is never loaded as a good model",
+                      CacheWarning, stacklevel=4)
+    else:
+        try:
+            checkpoint.save(
+                model, path,
+                cache_key=key, name=r.name, quick=quick, train_config=tc.to_dict(),
+                history=history.epochs, metrics=metrics, train_seconds=seconds,
+                device=str(device), stack=stacked,
+                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+        except OSError as e:  # a read-only folder, a full disk, a cache root that is a file...
+            saved = False
+            warnings.warn(f"cannot write the model cache folder {path.parent} ({_reason(e)}): {r.name} is "
+                          "returned but not cached, so it will be trained again next time; set GENVAE_CACHE "
+                          "to a writable folder", CacheWarning, stacklevel=4)
     return TrainedModel(
         name=r.name, model=model, model_config=r.model_config, train_config=tc, history=history,
-        metrics=metrics, train_seconds=seconds, path=path, from_cache=False,
+        metrics=metrics, train_seconds=seconds, path=path, from_cache=False, saved=saved,
     )
+
+
+def _reason(e: OSError) -> str:
+    """``"Read-only file system: '/path'"`` from an OSError, whatever way it was raised."""
+    text = e.strerror or str(e) or type(e).__name__
+    return f"{text}: {str(e.filename)!r}" if e.filename else text
+
+
+def _finite(value) -> bool:
+    """True when every number in ``value`` (numbers, or dicts and lists of them) is finite."""
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    try:
+        return math.isfinite(value)
+    except TypeError:  # not a number: nothing to be non-finite
+        return True
+
+
+def _format(metrics: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in metrics.items())
 
 
 EVALS = "evals.json"
@@ -237,7 +295,10 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
     source code), the source of the whole genvae package (so a change to any
     helper it calls counts too), the tensor arguments (a digest of their bytes)
     and the other arguments: a change to any of them computes anew. Results must be numbers
-    or JSON-able containers of numbers; a non-finite number is returned but not kept.
+    or JSON containers of numbers that come back from JSON unchanged (dicts with text keys, lists,
+    no tuples); anything else, and any non-finite number, is returned but not kept, with a
+    :class:`CacheWarning`. Nothing is kept for a model the cache could not keep
+    (``trained.saved`` false), and a folder that cannot be written only costs a warning.
     """
     import inspect
 
@@ -246,28 +307,45 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
                       "args": [_fingerprint(a) for a in args],
                       "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}, sort_keys=True)
     path = trained.path / EVALS
-    try:
-        store = json.loads(path.read_text())
-    except (OSError, ValueError):  # missing or unreadable: start afresh
-        store = {}
+    store = _read_evals(path) if trained.saved else {}
     if key in store:
         return store[key]
     value = fn(trained.model, *args, **kwargs)
-    if all(math.isfinite(v) for v in _numbers(value)):
-        store[key] = value
-        checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True))
-    else:
-        warnings.warn(f"{fn.__qualname__} of {trained.name} is not finite ({value}); not cached", CacheWarning,
+    problem = _not_keepable(value)
+    if problem:
+        warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
                       stacklevel=2)
+    elif trained.saved:
+        store[key] = value
+        try:
+            checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
+        except OSError as e:
+            warnings.warn(f"cannot write {path} ({_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
+                          "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
     return value
 
 
-def _numbers(value):
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _numbers(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _numbers(v)
-    else:
-        yield float(value)
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _read_evals(path: Path) -> dict:
+    """The kept evaluations of a model; empty when missing, unreadable or holding a non-finite number."""
+    try:
+        store = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except (OSError, ValueError):  # missing, unreadable, not JSON, NaN or Infinity: start afresh
+        return {}
+    return store if isinstance(store, dict) else {}
+
+
+def _not_keepable(value) -> str | None:
+    """Why ``value`` cannot be kept in ``evals.json`` (non-finite, not JSON, changed by JSON), or None."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        return f"is not finite ({value})"
+    except TypeError as e:
+        return f"is not made of JSON numbers, lists and dicts ({e})"
+    if json.loads(text) != value:
+        return "would come back from JSON changed (tuples become lists, dict keys become text)"
+    return None

@@ -10,14 +10,24 @@ so a model can always be rebuilt from its folder alone (as nanoGPT keeps
 Both files are written to a temporary name and renamed into place, and the
 JSON, written last, records the SHA-256 of the weights: a crash mid-save leaves
 either the old checkpoint or a detectably incomplete one, never a silent mix.
+
+:func:`load` refuses, with a :class:`CheckpointError` naming the file and the
+problem, every folder it cannot trust: a sidecar that is missing, not JSON or
+lacks a required field (:data:`REQUIRED`); weights that are missing, empty,
+truncated, not safetensors at all (a ``torch.save`` pickle, a text file), changed
+since they were saved (their SHA-256), or whose tensors do not fit the
+configuration; a configuration other than the one asked for. The weights are
+read only by safetensors, whose header is JSON: nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -30,6 +40,7 @@ from .utils import file_digest
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
+REQUIRED = ("model_config", "weights_sha256")  # the sidecar fields every checkpoint needs
 
 
 class CheckpointError(RuntimeError):
@@ -54,51 +65,202 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save(model: nn.Module, folder: str | Path, **meta) -> Path:
-    """Write ``model`` (which must carry ``.config``) and ``meta`` to ``folder``."""
+    """Write ``model`` (which must carry ``.config``) and ``meta`` to ``folder``.
+
+    If a write fails (a read-only folder, a full disk), the error propagates and no half checkpoint
+    stays behind: new weights without their sidecar are removed, and so is a folder this call made.
+    """
     folder = Path(folder)
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "evals.json").unlink(missing_ok=True)  # evaluations of the weights being replaced
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
-    record = {
-        "model_config": model.config.to_dict(),
-        "genvae_version": __version__,
-        "torch_version": torch.__version__,
-        "weights_sha256": file_digest(folder / WEIGHTS),
-        **meta,
-    }
-    text = json.dumps(record, indent=2, sort_keys=True)
-    atomic_write_text(folder / META, text)
+    try:
+        (folder / "evals.json").unlink(missing_ok=True)  # evaluations of the weights being replaced
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
+        record = {
+            "model_config": model.config.to_dict(),
+            "genvae_version": __version__,
+            "torch_version": torch.__version__,
+            "weights_sha256": file_digest(folder / WEIGHTS),
+            **meta,
+        }
+        text = json.dumps(record, indent=2, sort_keys=True)
+        try:
+            atomic_write_text(folder / META, text)
+        except BaseException:
+            # New weights beside no sidecar, or beside the old one, would be half a checkpoint: remove both.
+            for name in (WEIGHTS, META):
+                _try(lambda: (folder / name).unlink(missing_ok=True))
+            raise
+    except BaseException:
+        if made:
+            _try(folder.rmdir)  # only if empty
+        raise
     return folder
 
 
-def read_meta(folder: str | Path) -> dict:
-    """The JSON sidecar of a checkpoint; :class:`CheckpointError` if absent or unreadable."""
-    path = Path(folder) / META
+def _try(action) -> None:
+    """Run a clean-up step that may itself fail on a broken disk; the original error matters more."""
     try:
-        return json.loads(path.read_text())
+        action()
+    except OSError:
+        pass
+
+
+def read_meta(folder: str | Path, required: Iterable[str] = REQUIRED) -> dict:
+    """The JSON sidecar of a checkpoint; :class:`CheckpointError` if it is absent, unreadable, not a JSON
+    object, or lacks one of the ``required`` fields."""
+    path = Path(folder) / META
+    required = tuple(required)
+    try:
+        meta = json.loads(path.read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise CheckpointError(f"{path} cannot be read ({e.strerror or e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(meta).__name__}, not an object of named fields")
+    missing = [f for f in required if f not in meta]
+    if missing:
+        raise CheckpointError(f"{path} lacks the field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                              f"(required: {', '.join(required)})")
+    return meta
 
 
-def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+_MAX_HEADER = 100_000_000  # bytes; safetensors refuses larger headers too
+
+
+def _sniff(head: bytes) -> str | None:
+    """What a file that is not safetensors looks like from its first bytes, if we can tell."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive, which is what torch.save writes (a pickle inside)"
+    # PROTO 2-5, then an opcode (never a zero byte); a safetensors length this short has a zero there.
+    if len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] != 0:
+        return "a Python pickle"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"a text file (it begins {text[:24]!r})"
+    return None
+
+
+def read_header(path: str | Path) -> dict[str, dict]:
+    """The tensor table of a safetensors file, ``{name: {"dtype", "shape", "data_offsets"}}``,
+    after checking that the file is safetensors and holds every byte its header promises.
+
+    Only the 8-byte length and the JSON header are read. :class:`CheckpointError` names the
+    problem: an empty file, another format (a ``torch.save`` pickle, a text file), a truncated
+    file, a damaged header.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a safetensors file")
+    with open(path, "rb") as f:
+        head = f.read(64)
+        n = struct.unpack("<Q", head[:8])[0] if size >= 8 else -1
+        # safetensors: an 8-byte little-endian header length, then a JSON object, then the tensors' bytes
+        plausible = 0 <= n <= min(size - 8, _MAX_HEADER) and head[8:9] == b"{"
+        other = None if plausible else _sniff(head)
+        if other is not None:
+            raise CheckpointError(f"{path} is not a safetensors file: it is {other}. genvae reads weights only "
+                                  "from safetensors and never unpickles a file")
+        if size < 8:
+            raise CheckpointError(f"{path} is truncated: {size} bytes, fewer than a safetensors header's 8")
+        if n > _MAX_HEADER:
+            raise CheckpointError(f"{path} is not a safetensors file (its first 8 bytes give a header of {n} bytes "
+                                  f"in a file of {size})")
+        if 8 + n > size:
+            raise CheckpointError(f"{path} is truncated: its header needs {n} bytes, the file has {size - 8} "
+                                  "after the header length")
+        f.seek(8)
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+        for v in tensors.values():
+            v["shape"] = [int(d) for d in v["shape"]]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise CheckpointError(f"{path} has a damaged safetensors header ({type(e).__name__}: {e})") from None
+    if 8 + n + end > size:
+        raise CheckpointError(f"{path} is truncated: its tensors need {8 + n + end} bytes, the file has {size} "
+                              f"({8 + n + end - size} missing)")
+    if 8 + n + end < size:
+        raise CheckpointError(f"{path} has {size - 8 - n - end} unexpected bytes after its last tensor")
+    return tensors
+
+
+def config_differences(found: dict, wanted: dict, where: str, other: str) -> str:
+    """``"latent_dim is 3 in meta.json, 2 asked for; ..."`` over the fields that differ."""
+    keys = sorted(set(found) | set(wanted))
+    return "; ".join(f"{k} is {found.get(k, '(absent)')!r} in {where}, {wanted.get(k, '(absent)')!r} {other}"
+                     for k in keys if found.get(k) != wanted.get(k))
+
+
+def _listing(items: list[str], limit: int = 3) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def _check_fit(tensors: dict[str, dict], model: nn.Module, weights: Path) -> None:
+    """:class:`CheckpointError` unless the file's tensors have exactly the names and shapes of ``model``'s."""
+    expected = {k: list(v.shape) for k, v in model.state_dict().items()}
+    found = {k: v["shape"] for k, v in tensors.items()}
+    problems = []
+    wrong = [f"{k} is {tuple(found[k])} in the file, {tuple(expected[k])} in the model"
+             for k in expected if k in found and found[k] != expected[k]]
+    if wrong:
+        problems.append(f"shapes differ: {_listing(wrong)}")
+    missing = [k for k in expected if k not in found]
+    if missing:
+        problems.append(f"missing tensors: {_listing(missing)}")
+    unexpected = sorted(k for k in found if k not in expected)
+    if unexpected:
+        problems.append(f"unexpected tensors: {_listing(unexpected)}")
+    if problems:
+        raise CheckpointError(f"{weights} does not fit the model_config in {weights.parent / META}: "
+                              + "; ".join(problems))
+
+
+def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
+         config: ModelConfig | None = None, required: Iterable[str] = REQUIRED) -> tuple[nn.Module, dict]:
     """Rebuild the model from ``meta.json`` and load its weights. Returns ``(model, meta)``.
 
-    The model comes back in eval mode, on ``map_location``. Raises :class:`CheckpointError` on any
-    mismatch: missing file, bad checksum, unreadable tensors, wrong shapes.
+    The model comes back in eval mode, on ``map_location``. ``config``, when given, must equal the
+    sidecar's ``model_config``; ``required`` are the sidecar fields the caller needs (at least
+    :data:`REQUIRED`). Raises :class:`CheckpointError`, naming the file and the problem, on any
+    mismatch: a missing file or field, a file that is not safetensors or is truncated, a bad
+    checksum, another configuration than ``config``, tensors that do not fit the configuration.
     """
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta_path = folder / META
+    meta = read_meta(folder, required=tuple(dict.fromkeys((*REQUIRED, *required))))
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{weights} is missing")
-    if file_digest(weights) != meta.get("weights_sha256"):
-        raise CheckpointError(f"{weights} does not match the checksum recorded in {META}")
+    try:
+        tensors = read_header(weights)
+        digest = file_digest(weights)
+    except OSError as e:  # a disk error, no permission...
+        raise CheckpointError(f"{weights} cannot be read ({e.strerror or e})") from None
+    if digest != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights} does not match the checksum (SHA-256) recorded in {meta_path}: "
+                              "the weights were changed or damaged after they were saved")
     try:
         cfg = ModelConfig.from_dict(meta["model_config"])
-        model = build_model(cfg).to(map_location)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{meta_path} has an invalid model_config ({e})") from None
+    if config is not None and cfg != config:
+        raise CheckpointError(f"{meta_path} describes another model than the one asked for: "
+                              + config_differences(cfg.to_dict(), config.to_dict(), META, "asked for"))
+    model = build_model(cfg).to(map_location)
+    _check_fit(tensors, model, weights)
+    try:
         state = load_file(str(weights), device=str(map_location))
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:

@@ -4,6 +4,7 @@
     genvae train NAME [--epochs N] [--quick] [--retrain] [--device DEV]
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME]
     genvae data check [--root DIR]
+    genvae cache list | verify | prune [--dry-run] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -55,7 +56,28 @@ def _parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     c = dsub.add_parser("check", help="say which data files are found and whether their checksums match")
     c.add_argument("--root", help="data root (default: GENVAE_DATA or ~/.cache/genvae/data)")
+    _add_cache_parser(sub)
     return p
+
+
+def _add_cache_parser(sub) -> None:
+    cache_help = "the model cache folder (default: GENVAE_CACHE or ~/.cache/genvae/models)"
+    k = sub.add_parser("cache", help="list, verify and prune the trained-model cache")
+    k.add_argument("--cache", metavar="DIR", dest="cache_dir", help=cache_help)
+    ksub = k.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("list", "every entry: name, key, quick/full, data set, size, date, status (ok, partial, corrupt, orphan); "
+                 "reads the sidecars only"),
+        ("verify", "read every entry in full (checksums, sidecars, loading the weights); one line per bad entry, "
+                   "exit 1 if any"),
+        ("prune", "remove orphan, corrupt and partial entries, stale temporary files and stale resume folders "
+                  "(orphan: the key of no experiment in `genvae list`, e.g. an older cache format, a chapter run "
+                  "with other parameters)"),
+    ):
+        a = ksub.add_parser(name, help=text, description=text)
+        a.add_argument("--cache", metavar="DIR", dest="cache_dir", default=argparse.SUPPRESS, help=cache_help)
+        if name == "prune":
+            a.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
 
 
 def _format_metrics(metrics: dict[str, float]) -> str:
@@ -156,6 +178,38 @@ def _cmd_data_check(args) -> int:
     return 0 if ok else 1
 
 
+def _cmd_cache(args) -> int:
+    """``genvae cache list | verify | prune``: see :mod:`genvae.cachedir`."""
+    from . import cachedir
+
+    scanned = cachedir.scan(args.cache_dir)
+    if args.cache_command == "list":
+        print("\n".join(cachedir.table(scanned)))
+        return 0
+    if args.cache_command == "verify":
+        problems = cachedir.verify(scanned)
+        print(f"cache: {scanned.root}")
+        for entry in scanned.entries:
+            if entry.path in problems:
+                print(f"{entry.status:<8} {entry.path.name}: {problems[entry.path]}")
+        orphans = sum(e.orphan for e in scanned.entries)
+        print(f"{cachedir.plural(len(scanned.entries), 'entry', 'entries')} verified: "
+              f"{len(scanned.entries) - len(problems)} sound, {len(problems)} bad; "
+              f"{cachedir.plural(orphans, 'orphan')} (`genvae cache prune` removes bad and orphan entries)")
+        return 1 if problems else 0
+    report = cachedir.prune(scanned, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"cache: {scanned.root}")
+    for r in report.removed:
+        print(f"{verb} {r.path} ({cachedir.human_size(r.size)}; {r.reason})")
+    for path, why in report.kept:
+        print(f"kept {path}: {why}")
+    freed = cachedir.human_size(sum(r.size for r in report.removed))
+    print(f"{'would free' if args.dry_run else 'freed'} {freed} ({len(report.removed)} removed, "
+          f"{len(report.kept)} kept)")
+    return 0
+
+
 def _env_quick() -> bool:
     from .settings import quick_mode
 
@@ -171,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "reproduce":
             return _cmd_reproduce(args)
+        if args.command == "cache":
+            return _cmd_cache(args)
         return _cmd_data_check(args)
     except KeyError as e:  # unknown experiment: a usage problem
         print(f"genvae: error: {e.args[0]}", file=sys.stderr)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import math
+import os
 import warnings
 
 import pytest
@@ -12,7 +15,7 @@ import torch
 import genvae
 from genvae import cache, checkpoint
 from genvae.cache import CacheWarning, cache_key, load_or_train
-from genvae.models import ModelConfig
+from genvae.models import ModelConfig, build_model
 from genvae.train import TrainConfig
 from genvae.utils import file_digest
 
@@ -84,7 +87,7 @@ def test_truncated_weights_with_matching_checksum_are_reported(monkeypatch):
     meta = json.loads((t.path / "meta.json").read_text())
     meta["weights_sha256"] = file_digest(path)  # a consistent but broken entry
     (t.path / "meta.json").write_text(json.dumps(meta))
-    _expect_retrain(monkeypatch, "cannot be loaded")
+    _expect_retrain(monkeypatch, "model.safetensors is truncated")
 
 
 def test_unreadable_sidecar_is_reported(monkeypatch):
@@ -102,7 +105,7 @@ def test_mismatched_entry_is_reported(monkeypatch):
     meta = json.loads((t.path / "meta.json").read_text())
     meta["train_config"]["epochs"] = 99
     (t.path / "meta.json").write_text(json.dumps(meta))
-    _expect_retrain(monkeypatch, "different configuration")
+    _expect_retrain(monkeypatch, "different configuration than its name says: epochs is 99 in meta.json, 1 asked for")
 
 
 def test_quick_and_full_never_share_an_entry(monkeypatch):
@@ -124,17 +127,141 @@ def test_every_training_setting_changes_the_key(change):
     assert cache_key(dataclasses.replace(MC, latent_dim=3), TC, False) != cache_key(MC, TC, False)
 
 
-def test_failed_save_leaves_no_entry_behind(monkeypatch):
-    def broken(*a, **k):
-        raise OSError("disk full")
+def _no_entry_left():
+    assert not list(genvae.settings.cache_root().glob("tiny-*"))  # not even an empty folder
 
-    monkeypatch.setattr(checkpoint, "save_file", broken)
-    with pytest.raises(OSError, match="disk full"):
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+@pytest.mark.parametrize("stage", ["weights", "sidecar"])
+def test_unwritable_cache_warns_naming_the_folder_and_still_returns_the_model(monkeypatch, code, stage):
+    # Tests run as root, where chmod stops nothing: the write itself fails, as on a read-only or full disk.
+    def broken(*a, **k):
+        raise OSError(code, os.strerror(code), "somewhere")
+
+    root = genvae.settings.cache_root()
+    with monkeypatch.context() as m:  # not monkeypatch.undo(): that would also undo the isolated cache
+        m.setattr(checkpoint, "save_file" if stage == "weights" else "atomic_write_text", broken)
+        with pytest.warns(CacheWarning, match="cannot write the model cache folder") as record:
+            t = _train()
+    message = str(record[0].message)
+    assert str(root) in message and os.strerror(code) in message and "tiny" in message
+    assert not t.from_cache and not t.saved
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert t.model(x).x_hat.shape == (3, 1, 28, 28)  # a usable model comes back
+    _no_entry_left()
+    assert not _train().from_cache  # nothing was cached, so it trains again, and now keeps it
+    assert _train().from_cache
+
+
+def test_a_cache_root_that_is_a_file_warns_and_returns_every_model(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be")
+    monkeypatch.setenv("GENVAE_CACHE", str(blocker))
+    requests = [cache.Request("tiny", MC, TC), cache.Request("tiny2", dataclasses.replace(MC, latent_dim=3), TC)]
+    with pytest.warns(CacheWarning) as record:
+        trained = cache.load_or_train_many(requests, progress=False)
+    messages = [str(w.message) for w in record if "cannot write" in str(w.message)]
+    assert len(messages) == 2 and all(str(blocker) in m for m in messages)
+    assert [t.name for t in trained] == ["tiny", "tiny2"] and not any(t.saved for t in trained)
+    assert trained[1].model.config.latent_dim == 3
+    assert blocker.read_text() == "a file where the cache should be"
+    # Evaluations of a model that could not be kept are computed, returned and not kept anywhere.
+    assert cache.cached_eval(trained[0], lambda model: 1.5) == 1.5
+
+
+def test_cached_eval_survives_an_unwritable_folder(monkeypatch):
+    t = _train()
+    calls = []
+
+    def one(model):
+        calls.append(1)
+        return 1.0
+
+    def broken(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(t.path / "evals.json"))
+
+    monkeypatch.setattr(checkpoint, "atomic_write_text", broken)
+    with pytest.warns(CacheWarning, match="cannot write .*evals.json.*Read-only file system"):
+        assert cache.cached_eval(t, one) == 1.0
+    with pytest.warns(CacheWarning):
+        assert cache.cached_eval(t, one) == 1.0
+    assert calls == [1, 1] and not (t.path / "evals.json").exists()
+
+
+def _diverging(monkeypatch):
+    """Training that ends with a NaN test metric, as a model that blew up in its last epoch would."""
+    real = cache.train_model
+    calls = []
+
+    def nan_metrics(*a, **k):
+        calls.append(1)
+        model, history = real(*a, **k)
+        history.epochs[-1]["test"]["recon"] = float("nan")
+        return model, history
+
+    monkeypatch.setattr(cache, "train_model", nan_metrics)
+    return calls
+
+
+def test_non_finite_metrics_are_never_cached(monkeypatch):
+    calls = _diverging(monkeypatch)
+    with pytest.warns(CacheWarning, match=r"tiny: the trained model's test metrics are not finite \(.*recon=nan"):
+        t = _train()
+    assert not t.saved and math.isnan(t.metrics["recon"])
+    assert not t.path.exists()
+    with pytest.warns(CacheWarning, match="not finite"):
         _train()
-    entries = list(genvae.settings.cache_root().glob("tiny-*"))
-    assert all(not (e / "meta.json").exists() for e in entries)
-    assert all(not list(e.glob("*.tmp")) for e in entries)
-    monkeypatch.undo()
+    assert calls == [1, 1]
+
+
+def test_an_entry_recording_non_finite_metrics_is_refused(monkeypatch):
+    t = _train()
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["metrics"]["recon"] = float("inf")
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, "records test metrics that are not finite")
+
+
+@pytest.mark.parametrize("field", ["cache_key", "train_config", "history", "metrics", "train_seconds",
+                                   "model_config", "weights_sha256"])
+def test_a_sidecar_without_a_field_the_cache_needs_is_reported(monkeypatch, field):
+    t = _train()
+    meta = json.loads((t.path / "meta.json").read_text())
+    del meta[field]
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    required = "model_config, weights_sha256, cache_key, train_config, history, metrics, train_seconds"
+    _expect_retrain(monkeypatch, f"meta.json lacks the field {field} \\(required: {required}\\)")
+
+
+def test_a_request_for_another_model_config_is_reported(monkeypatch):
+    t = _train()
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["model_config"]["latent_dim"] = 3  # the sidecar now describes a model the request did not ask for
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, "describes another model than the one asked for: latent_dim is 3 in meta.json, "
+                                 "2 asked for")
+
+
+def test_a_pickle_in_place_of_the_weights_is_refused_and_never_unpickled(monkeypatch, tmp_path):
+    t = _train()
+    marker = tmp_path / "unpickled"
+    weights = t.path / "model.safetensors"
+    torch.save({"w": _SideEffect(marker)}, weights)
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["weights_sha256"] = file_digest(weights)  # consistent: only the format can give it away
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, "is not a safetensors file: it is a zip archive, which is what torch.save writes")
+    assert not marker.exists()
+
+
+class _SideEffect:
+    """Unpickling this creates a folder: the visible side effect that must never happen."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
 
 
 def test_retrain_flag_overwrites(monkeypatch):
@@ -168,4 +295,59 @@ def test_cached_eval_does_not_keep_a_non_finite_number():
     t = _train()
     with pytest.warns(CacheWarning, match="not finite"):
         assert math.isnan(cache.cached_eval(t, lambda model: float("nan")))
+    with pytest.warns(CacheWarning, match="not finite"):
+        assert cache.cached_eval(t, lambda model: {"a": [1.0, float("-inf")]})["a"][1] == -math.inf
     assert not (t.path / "evals.json").exists()
+
+
+@pytest.mark.parametrize("value, problem", [
+    (torch.tensor(1.0), "not made of JSON numbers"),
+    ({"label": None, "x": (1.0, 2.0)}, "come back from JSON changed"),
+    ({1: 0.5}, "come back from JSON changed"),
+])
+def test_cached_eval_keeps_only_what_json_gives_back_unchanged(value, problem):
+    t = _train()
+    with pytest.warns(CacheWarning, match=problem):
+        assert cache.cached_eval(t, lambda model: value) is value
+    assert not (t.path / "evals.json").exists()
+
+
+def test_cached_eval_ignores_a_non_finite_number_in_its_file():
+    t = _train()
+    calls = []
+
+    def two(model):
+        calls.append(1)
+        return 2.0
+
+    assert cache.cached_eval(t, two) == 2.0
+    path = t.path / "evals.json"
+    path.write_text(path.read_text().replace("2.0", "NaN"))  # an older version, or a hand edit
+    assert cache.cached_eval(t, two) == 2.0 and calls == [1, 1]
+    assert cache.cached_eval(t, two) == 2.0 and calls == [1, 1]  # kept again, finite
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is empty"),
+    (b"not weights at all\n", "is not a safetensors file: it is a text file"),
+])
+def test_an_empty_or_text_weights_file_is_reported(monkeypatch, content, problem):
+    t = _train()
+    weights = t.path / "model.safetensors"
+    weights.write_bytes(content)
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["weights_sha256"] = file_digest(weights)
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, problem)
+
+
+def test_weights_of_another_shape_are_reported(monkeypatch, tmp_path):
+    t = _train()
+    other = checkpoint.save(build_model(dataclasses.replace(MC, hidden=(12,))), tmp_path / "other")
+    weights = t.path / "model.safetensors"
+    weights.write_bytes((other / "model.safetensors").read_bytes())
+    meta = json.loads((t.path / "meta.json").read_text())
+    meta["weights_sha256"] = file_digest(weights)
+    (t.path / "meta.json").write_text(json.dumps(meta))
+    _expect_retrain(monkeypatch, r"does not fit the model_config in .*meta.json: shapes differ: "
+                                 r"encoder.net.0.weight is \(12, 784\) in the file, \(16, 784\) in the model")
