@@ -63,7 +63,8 @@ class Frame:
 
 
 @torch.no_grad()
-def frames(model: nn.Module, classifier: nn.Module, points: torch.Tensor, plane: CodePlane | None = None) -> list[Frame]:
+def frames(model: nn.Module, classifier: nn.Module, points: torch.Tensor,
+           plane: CodePlane | None = None) -> list[Frame]:
     """Decode the points ``(N, 2)`` of the plane and judge the images, in one batch each.
 
     Without ``plane`` the points are the codes (a 2-D model); with one (:class:`~genvae.latent.CodePlane`)
@@ -93,12 +94,14 @@ def centroid_loop(z: torch.Tensor, y: torch.Tensor, frames_per_leg: int = 5) -> 
     """A loop through the class centres (means) of the plane points ``z`` ``(N, 2)`` with labels ``y``.
 
     The centres are visited in the order of their angle around the mean of the centres, so that the
-    path goes round the map instead of back and forth across it; each leg is a straight line. A leg has ``frames_per_leg`` points counting both ends, and the
-    shared ends appear once, so the loop has ``K * (frames_per_leg - 1)`` frames and plays seamlessly
-    in a loop. ``frames_per_leg`` must be odd, so that every leg has a middle frame.
+    path goes round the map instead of back and forth across it; each leg is a straight line. A leg
+    has ``frames_per_leg`` points counting both ends, and the shared ends appear once, so the loop has
+    ``K * (frames_per_leg - 1)`` frames and plays seamlessly in a loop. ``frames_per_leg`` must be
+    odd, so that every leg has a middle frame.
     """
     if frames_per_leg < 3 or frames_per_leg % 2 == 0:
-        raise ValueError(f"frames_per_leg must be odd and at least 3 (a leg needs a middle frame), got {frames_per_leg}")
+        raise ValueError(f"frames_per_leg must be odd and at least 3 (a leg needs a middle frame), "
+                         f"got {frames_per_leg}")
     c = centroids(torch.as_tensor(z).float(), torch.as_tensor(y))  # (K, 2)
     rel = c - c.mean(0)
     order = torch.argsort(torch.atan2(rel[:, 1], rel[:, 0])).tolist()
@@ -361,8 +364,8 @@ def animation_html(path_frames: Sequence[Frame], z: torch.Tensor, y: torch.Tenso
     if not path_frames:
         raise ValueError("the animation needs at least one frame")
     path = torch.stack([f.point for f in path_frames])  # (F, 2)
-    figure = ExplorerFigure(z, y, classes, path=path, extent=extent or _map_extent(torch.cat([torch.as_tensor(z), path])),
-                            axis_labels=_axis_labels(plane), dpi=dpi)
+    extent = extent or _map_extent(torch.cat([torch.as_tensor(z).float(), path]))
+    figure = ExplorerFigure(z, y, classes, path=path, extent=extent, axis_labels=_axis_labels(plane), dpi=dpi)
     urls = [_data_url(figure.png(f, colors)) for f in path_frames]
     height, width = figure.render(path_frames[0]).shape[:2]
     return _PLAYER.format(width=width, height=height, first=urls[0], last=len(urls) - 1, count=len(urls),

@@ -91,7 +91,8 @@ def _have_ipywidgets() -> bool:
 
 def widgets(env: Mapping[str, str] | None = None, shell: Any = None, modules: Mapping[str, object] | None = None,
             have_ipywidgets: bool | None = None) -> bool:
-    """Should output be ipywidgets? ``GENVAE_WIDGETS`` if set; else in a :func:`live_notebook` with ipywidgets installed."""
+    """Should output be ipywidgets? ``GENVAE_WIDGETS`` if set; else yes in a :func:`live_notebook` with
+    ipywidgets installed."""
     env = os.environ if env is None else env
     have = _have_ipywidgets() if have_ipywidgets is None else have_ipywidgets
     forced = _widgets_setting(env)
@@ -129,15 +130,15 @@ def progress_bar(total: int, desc: str = "", enabled: bool = True, kind: str | N
     Disabled (``enabled=False`` or kind ``"off"``), it is tqdm's no-op bar: updates cost nothing and
     nothing is written.
     """
-    kind = bar_kind() if kind is None else kind
-    if kind not in BAR_KINDS:
+    if kind is not None and kind not in BAR_KINDS:
         raise ValueError(f"kind must be one of {BAR_KINDS}, got {kind!r}")
+    kind = "off" if not enabled else kind or bar_kind()
     options = dict(total=total, desc=desc, leave=False, **kwargs)
-    if kind == "notebook" and enabled:
+    if kind == "notebook":
         from tqdm.notebook import tqdm as notebook_tqdm
 
         return notebook_tqdm(**options)
     from tqdm.std import tqdm
 
     options.setdefault("mininterval", 0.5)
-    return tqdm(file=sys.stderr, disable=not enabled or kind == "off", dynamic_ncols=True, **options)
+    return tqdm(file=sys.stderr, disable=kind == "off", dynamic_ncols=True, **options)
