@@ -20,6 +20,9 @@ endif
 # Kernels must pick their inline backend themselves: a global MPLBACKEND=Agg
 # would silently drop every figure from the pages.
 unexport MPLBACKEND
+# Make runs batch jobs (the book build, nbval, reproduce): no ipywidgets, whoever started make. A widget made
+# while the book builds would put its state and a CDN script into the page (see genvae/frontend.py).
+export GENVAE_WIDGETS := 0
 
 .PHONY: help venv book test unit nbval book-quick book-fashion book-fashion-quick reproduce benchmarks clean
 

@@ -378,7 +378,7 @@ def reproduce(
                 for _ in range(jobs - 1):
                     submit(pool)
                 while (i := take()) is not None:
-                    finished(units[i], *_train_unit(units[i], quick, str(device), stack), flops[i])
+                    finished(units[i], *_train_unit(units[i], quick, str(device), stack, progress=True), flops[i])
                     report_workers(block=False)
                 report_workers(block=True)
             except BaseException:

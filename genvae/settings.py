@@ -13,6 +13,7 @@ variable           meaning                                     default
 ``GENVAE_CUDA_GRAPH`` ``0`` = no CUDA-graph replay of the step   on (CUDA only)
 ``GENVAE_PRECISION`` ``fp32`` or ``bf16`` for the book's recipes  see :func:`training_precision`
 ``GENVAE_DATASET`` the book's data set (``fashion-mnist``...)  ``mnist``
+``GENVAE_WIDGETS`` ``1``/``0``: ipywidgets or none (sliders, bars)  auto: live Jupyter only
 =================  ==========================================  =========================
 """
 

@@ -26,9 +26,9 @@ from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from . import data as gdata
+from .frontend import progress_bar
 from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
 from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
 from .settings import cuda_graphs_enabled, default_device
@@ -389,7 +389,9 @@ def training_epochs(
         batch_shape = (len(shuffles), cfg.batch_size) if len(shuffles) > 1 else (cfg.batch_size,)
         step = GraphedStep(step, torch.Size(batch_shape))
 
-    with tqdm(total=cfg.epochs * steps, desc=desc, disable=not progress, leave=False, mininterval=0.5) as bar:
+    # One bar of the kind that fits where we run (genvae.frontend): text in a terminal, a widget in a
+    # live notebook, none in the book build or a log.
+    with progress_bar(cfg.epochs * steps, desc=desc, enabled=progress) as bar:
         watch = Watch(steps, len(seeds), device, bar=bar, every=check_every)
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
