@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
-from .models import ModelConfig, build_model
-from .utils import file_digest
+from .models import ModelConfig, model_from_state
+from .utils import file_digest, resolve_device
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -86,9 +86,13 @@ def read_meta(folder: str | Path) -> dict:
 def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model from ``meta.json`` and load its weights. Returns ``(model, meta)``.
 
-    The model comes back in eval mode, on ``map_location``. Raises :class:`CheckpointError` on any
-    mismatch: missing file, bad checksum, unreadable tensors, wrong shapes.
+    The model comes back in eval mode, on ``map_location`` (a name such as ``"cuda:1"`` or a
+    :class:`torch.device`): its tensors are loaded there directly, with no model built and randomly
+    initialised first (so loading leaves torch's global RNG alone). Raises ``ValueError`` for a device
+    that this machine does not have, and :class:`CheckpointError` on any mismatch: missing file, bad
+    checksum, unreadable tensors, wrong shapes.
     """
+    device = resolve_device(map_location)
     folder = Path(folder)
     meta = read_meta(folder)
     weights = folder / WEIGHTS
@@ -98,9 +102,10 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[
         raise CheckpointError(f"{weights} does not match the checksum recorded in {META}")
     try:
         cfg = ModelConfig.from_dict(meta["model_config"])
-        model = build_model(cfg).to(map_location)
-        state = load_file(str(weights), device=str(map_location))
-        model.load_state_dict(state, strict=True)
+        # Read on the CPU, then copied once to the device: a fresh allocation is aligned as the kernels
+        # expect (safetensors' own tensors are not, and CPU convolutions then round differently).
+        state = {k: v.to(device, copy=True) for k, v in load_file(str(weights)).items()}
+        model = model_from_state(cfg, state)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise CheckpointError(f"{folder} cannot be loaded: {type(e).__name__}: {e}") from None
     return model.eval(), meta
