@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="experiment name (see `genvae list`)")
     t.add_argument("--epochs", type=_positive_int, help="override the number of epochs (a separate cache entry)")
     t.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
-    t.add_argument("--retrain", action="store_true", help="ignore a cached model and train again")
+    t.add_argument("--retrain", action="store_true",
+                   help="ignore a cached model (and any resume state) and train again from the start")
     t.add_argument("--device", help="cpu, cuda, mps... (default: CUDA, then MPS, then CPU)")
 
     r = sub.add_parser("reproduce", help="train every model the book needs")

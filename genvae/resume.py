@@ -126,12 +126,27 @@ class ResumeStore:
         self.folder = Path(folder)
         self.identity = json.loads(json.dumps(identity, sort_keys=True))  # as it will read back
         self.label = label
+        self.writable = True  # False after a failed write: the training goes on without resume states
 
     # --- writing ---------------------------------------------------------------------------------
 
     def save(self, epoch: int, trainee: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
              scheduler, generators: dict[str, torch.Generator], history: list[dict]) -> None:
-        """Write the state after ``epoch`` (atomically: see the module's docstring)."""
+        """Write the state after ``epoch`` (atomically: see the module's docstring).
+
+        A folder that cannot be written (a read-only cache, a full disk) costs the ability to resume,
+        not the training: a warning says so once, and later epochs write nothing.
+        """
+        if not self.writable:
+            return
+        try:
+            self._write(epoch, trainee, optimizers, scheduler, generators, history)
+        except OSError as e:
+            self.writable = False
+            warnings.warn(f"cannot write the resume state {self.folder} ({e}); training goes on, but an interruption "
+                          "will start it over", ResumeWarning, stacklevel=3)
+
+    def _write(self, epoch, trainee, optimizers, scheduler, generators, history) -> None:
         from .checkpoint import _atomic_write, atomic_write_text
 
         tensors = {f"trainee.{k}": _to_cpu(v) for k, v in trainee.state_dict().items()}

@@ -78,6 +78,23 @@ def test_mu_and_logvar_are_not_swapped_anywhere_from_encoder_to_loss(kind, arch)
         assert step["kl"].item() == pytest.approx(kl_exact, rel=1e-6)
 
 
+@pytest.mark.parametrize("kind,arch", [("vae", "mlp"), ("cvae", "mlp"), ("classifier", "mlp"), ("gan", "conv"),
+                                       ("vaegan", "conv")])
+def test_on_a_cpu_a_seeded_generator_draws_what_the_seeded_global_rng_drew(kind, arch):
+    """Models cached before the generators came were trained on the global RNG seeded with the same seed;
+    drawing the same numbers in the same order (z, a GAN's z, dropout masks) keeps them valid."""
+    with init_seed(0):
+        model = build_model(ModelConfig(kind, arch, **TINY)).train()
+    x, y = images(8), torch.arange(8) % 10
+    args = (x, y) if kind == "cvae" else (x,)
+    mine = model(*args, generator=noise_generator(7))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        theirs = model(*args)  # no generator: the global RNG
+    for name, value in vars(mine).items():
+        assert torch.equal(value, getattr(theirs, name)), name
+
+
 # --- nothing touches the global RNG --------------------------------------------------------------------
 
 def test_training_evaluating_and_loading_leave_the_global_rng_alone(small_mnist):

@@ -159,6 +159,22 @@ def test_retrain_starts_afresh(capsys):
     assert "resuming" not in capsys.readouterr().err and not state.exists()
 
 
+def test_an_unwritable_cache_costs_the_resume_state_not_the_training(capsys, tmp_path):
+    """A read-only cache folder (or a full disk): one warning, and the training is the same as ever."""
+    reference = load_or_train(AE, TC, name="ref", cache_dir=tmp_path, progress=False)
+    calls = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise OSError(30, "Read-only file system")
+
+    with pytest.MonkeyPatch.context() as mp, pytest.warns(ResumeWarning, match="Read-only file system") as caught:
+        mp.setattr("genvae.resume.save_file", refuse)
+        trained = load_or_train(AE, TC, name="tiny", progress=False)
+    assert len(calls) == 1 and len([w for w in caught if w.category is ResumeWarning]) == 1  # tried once, said once
+    _assert_same_training(reference, trained)
+
+
 def test_optimizer_state_round_trips_with_a_tensor_learning_rate(tmp_path):
     """On CUDA the learning rate is a tensor (a CUDA graph reads it) and betas a tuple: both must come back so."""
     p = torch.nn.Parameter(torch.arange(4.0))
