@@ -43,7 +43,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     from .settings import default_device
 
     if device is None:
-        return default_device()
+        device = default_device()  # GENVAE_DEVICE, else the best one found: checked like any other
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as e:
@@ -54,8 +54,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         torch.empty(0, device=dev)  # the one test that holds for every backend
     except (RuntimeError, AssertionError, ValueError) as e:
         have = ", ".join(str(d) for d in available_devices())
-        raise ValueError(f"device {str(dev)!r} is not available on this machine (available: {have}); "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]  # torch's first sentence
+        raise ValueError(f"device {str(dev)!r} is not available on this machine (available: {have}): "
+                         f"{why[:160]}") from None
     return dev
 
 
