@@ -54,12 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--check", action="store_true",
                    help="retrain the selected cached models into a temporary cache (one at a time, alone) and "
                         "compare their test metrics with the cached ones; exit 1 on a mismatch or when none is "
-                        "cached. Tolerance: exact (bit for bit) when the entry was trained on a CPU with the same "
-                        "torch version, instruction set and thread count, not in a stack, and the check runs "
-                        "on the CPU; otherwise every metric within the relative tolerance --rtol")
+                        "cached. Tolerance: exact (bit for bit) when the entry was trained on the CPU with the "
+                        "same torch version and instruction set (AVX2, AVX-512...), not in a stack, and records its "
+                        "thread count (the retraining uses it), and the check runs on the CPU; otherwise every "
+                        "metric within the relative tolerance --rtol")
     r.add_argument("--rtol", type=float, default=None, metavar="R",
-                   help="relative tolerance of --check where bits cannot match (other device, torch version, "
-                        "CPU or thread count; default 0.05)")
+                   help="relative tolerance of --check where bits cannot match (another device, torch version "
+                        "or instruction set, a stack, an entry without its thread count; default 0.05)")
 
     d = sub.add_parser("data", help="data-set utilities")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -110,11 +111,10 @@ def _duration(seconds: float) -> str:
 
 def _cmd_reproduce(args) -> int:
     """Train every missing model, saying what is done, what is left and about how long it will take."""
-    import torch
-
     from .data import DATASETS
     from .experiments import book_experiments, default_jobs, reproduce
-    from .settings import book_dataset, default_device
+    from .settings import book_dataset
+    from .utils import resolve_device
 
     dataset = args.dataset or book_dataset()
     if dataset not in DATASETS:
@@ -123,7 +123,7 @@ def _cmd_reproduce(args) -> int:
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
     quick = args.quick or _env_quick()
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     if args.check:
         return _check_reproduction(todo, dataset, quick, device, args.rtol)
     if args.rtol is not None:
@@ -164,9 +164,9 @@ def _check_reproduction(todo, dataset: str, quick: bool, device, rtol: float | N
     mode = "quick" if quick else "full"
     print(f"{dataset}: checking {len(cached)} of {len(todo)} models ({len(todo) - len(cached)} not cached) by retraining "
           f"them on {device} into a temporary cache ({mode} mode)", flush=True)
-    print(f"tolerance: exact where bits can match (entry trained on this kind of CPU with the same torch version, "
-          f"instruction set and thread count, not stacked; check on the CPU), else relative {rtol:g} per metric",
-          flush=True)
+    print(f"tolerance: exact where bits can match (entry trained on the CPU with this torch version and instruction "
+          f"set, not stacked, its thread count recorded and reused; check on the CPU), else relative {rtol:g} "
+          f"per metric", flush=True)
     if not cached:
         print(f"genvae: error: nothing to compare against: no selected {mode}-mode model is cached", file=sys.stderr)
         return 1
