@@ -248,7 +248,13 @@ def _put(trainee, optimizers, scheduler, generators, trainee_state, optimizer_st
         raise ValueError("it has a learning-rate schedule where this loop has none, or the reverse")
     trainee.load_state_dict(trainee_state, strict=True)
     for name, opt in optimizers.items():
+        live = [{k: v for k, v in g.items() if isinstance(v, Tensor)} for g in opt.param_groups]
         opt.load_state_dict(optimizer_states[name])
+        for group, tensors in zip(opt.param_groups, live):
+            for key, t in tensors.items():  # a tensor learning rate stays the live one, on its device:
+                if isinstance(group.get(key), Tensor):  # the schedule updates it and a CUDA graph reads it
+                    t.copy_(group[key])
+                    group[key] = t
     if scheduler is not None:
         scheduler.load_state_dict(scheduler_state)
     for name, g in generators.items():

@@ -188,13 +188,14 @@ def test_optimizer_state_round_trips_with_a_tensor_learning_rate(tmp_path):
     expected_draw = torch.randn(3, generator=gen)
 
     q = torch.nn.Parameter(torch.zeros(4))
-    fresh = torch.optim.Adam([q], lr=torch.tensor(0.5), betas=(0.9, 0.999), foreach=False)
+    live_lr = torch.tensor(0.5)  # on CUDA: a device tensor that a captured graph reads
+    fresh = torch.optim.Adam([q], lr=live_lr, betas=(0.9, 0.999), foreach=False)
     gen2 = torch.Generator().manual_seed(6)
     state = store.load()
     assert state.epoch == 1 and state.history == [{"epoch": 1}]
     assert store.restore(state, torch.nn.Linear(2, 2), {"adam": fresh}, None, {"noise": gen2})
     group = fresh.param_groups[0]
-    assert isinstance(group["lr"], torch.Tensor) and group["lr"].item() == pytest.approx(0.01)
+    assert group["lr"] is live_lr and live_lr.item() == pytest.approx(0.01)  # the same tensor, new value
     assert group["betas"] == (0.5, 0.99) and isinstance(group["betas"], tuple)
     for key in ("exp_avg", "exp_avg_sq", "step"):
         assert torch.equal(fresh.state[q][key], opt.state[p][key]), key
