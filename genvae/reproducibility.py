@@ -27,8 +27,8 @@ CUDA: close, not identical to the CPU
       them.
     * cuDNN convolutions run in TF32 by default on Ampere and later GPUs (``torch.backends.cudnn.allow_tf32``),
       and bf16 autocast rounds differently on every device type.
-    * A step replayed as a CUDA graph draws the same numbers as the same step run eagerly (the
-      noise generator is registered with the graph).
+    * The noise generator is registered with the CUDA graph of the training step, so a replayed
+      step should draw what the same step run eagerly draws (``tests/test_cuda.py`` checks it on a GPU).
 
 MPS (Apple)
     The MPS generator is yet another stream, and Metal kernels make no determinism promise
