@@ -10,6 +10,11 @@ written (read-only, a full disk) is reported with a warning too: the trained mod
 is still returned, only not kept. A model whose test metrics are not finite is
 never kept. ``genvae cache list | verify | prune`` (:mod:`genvae.cachedir`)
 inspects and tidies the cache.
+
+An entry is written only once its training has finished. While it trains, a resume state is kept
+beside it, in ``<entry folder name>.resume`` (see :mod:`genvae.resume`): an interrupted training
+(Ctrl-C, a killed process) goes on from its last finished epoch the next time it is asked for, and
+the folder is deleted once the entry is saved.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from torch import nn
 
 from . import checkpoint
 from .models import ModelConfig
-from .settings import cache_root, default_device, quick_mode
+from .resume import ResumeStore, resume_path
+from .settings import cache_root, quick_mode
 from .stack import fit_stack, stack_key
 from .train import History, TrainConfig, train_model
+from .utils import resolve_device
 
 CACHE_FORMAT = 2  # bump when the meaning of stored weights changes (2: the device-minded loop)
 
@@ -153,17 +160,19 @@ def load_or_train_many(
         quick: quick mode; defaults to ``GENVAE_QUICK``. In quick mode each
             ``train_config.quick()`` is used and the cache keys differ.
         cache_dir: defaults to ``GENVAE_CACHE`` or ``~/.cache/genvae/models``.
-        device: where to train, and where the returned models live; defaults to
-            CUDA, then MPS, then CPU.
+        device: where to train, and where the returned models live (a name or a
+            :class:`torch.device`; ``ValueError`` if this machine has no such device);
+            defaults to CUDA, then MPS, then CPU.
         progress: show a progress bar while training.
-        retrain: ignore existing entries and overwrite them.
+        retrain: ignore existing entries and overwrite them (and train from the start,
+            discarding any resume state).
         stack: train the missing models that differ only in beta, gamma or seed
             together as one stacked model (:mod:`genvae.stack`). The default does
             so on CUDA, where it pays, and not on a CPU, where it does not (see
             ``benchmarks/RESULTS.md``). Either way every model is saved as its own entry.
     """
     quick = quick_mode() if quick is None else quick
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     stack = device.type == "cuda" if stack is None else stack
     slots: list[tuple[Request, TrainConfig, str, Path]] = []
     for r in requests:
@@ -197,21 +206,39 @@ def load_or_train_many(
         groups.setdefault(stack_key(r.model_config, tc) if stack else (i,), []).append(i)
     for members in groups.values():
         t0 = time.perf_counter()
+        resume = _resume_store([slots[i] for i in members], device, quick)
+        if retrain:
+            resume.discard()
         if len(members) == 1:
             r, tc = slots[members[0]][:2]
-            trained = [train_model(r.model_config, tc, device=device, progress=progress, desc=r.name)]
+            trained = [train_model(r.model_config, tc, device=device, progress=progress, desc=r.name, resume=resume)]
         else:
             names = [slots[i][0].name for i in members]
             trained = fit_stack(slots[members[0]][0].model_config, [slots[i][1] for i in members],
-                                device=device, progress=progress, desc=f"stack of {len(members)}: {', '.join(names)}")
+                                device=device, progress=progress, desc=f"stack of {len(members)}: {', '.join(names)}",
+                                resume=resume)
         seconds = (time.perf_counter() - t0) / len(members)
         stacked = {"size": len(members), "members": [slots[i][0].name for i in members]} if len(members) > 1 else None
         for i, (model, history) in zip(members, trained):
             r, tc, key, path = slots[i]
             results[i] = _save_entry(r, tc, key, path, model, history, seconds, device, quick, stacked)
+        resume.discard()  # every entry of the unit is saved: the partial state has served
 
     by_path = {slots[i][3]: t for i, t in results.items()}
     return [by_path[path] for _, _, _, path in slots]
+
+
+def _resume_store(slots: list[tuple[Request, TrainConfig, str, Path]], device: torch.device,
+                  quick: bool) -> ResumeStore:
+    """Where a training unit keeps its resume state: beside its (first) entry. The identity ties the state
+    to the configurations, the device type and the code that wrote it; another one is discarded."""
+    identity = {
+        "cache_keys": [key for _, _, key, _ in slots], "names": [r.name for r, *_ in slots],
+        "model_config": slots[0][0].model_config.to_dict(), "train_configs": [tc.to_dict() for _, tc, *_ in slots],
+        "quick": quick, "device_type": device.type, "genvae_code": _package_digest(), "torch_version": torch.__version__,
+    }
+    names = ", ".join(r.name for r, *_ in slots)
+    return ResumeStore(resume_path(slots[0][3]), identity, label=names)
 
 
 def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Module, history: History,
@@ -231,6 +258,8 @@ def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Mod
                 cache_key=key, name=r.name, quick=quick, train_config=tc.to_dict(),
                 history=history.epochs, metrics=metrics, train_seconds=seconds,
                 device=str(device), stack=stacked,
+                threads=torch.get_num_threads(),  # what CPU bits depend on
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             )
         except OSError as e:  # a read-only folder, a full disk, a cache root that is a file...

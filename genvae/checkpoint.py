@@ -35,8 +35,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import __version__
-from .models import ModelConfig, build_model
-from .utils import file_digest
+from .models import ModelConfig, build_model, model_from_state
+from .utils import file_digest, resolve_device
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
@@ -231,12 +231,16 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
          config: ModelConfig | None = None, required: Iterable[str] = REQUIRED) -> tuple[nn.Module, dict]:
     """Rebuild the model from ``meta.json`` and load its weights. Returns ``(model, meta)``.
 
-    The model comes back in eval mode, on ``map_location``. ``config``, when given, must equal the
-    sidecar's ``model_config``; ``required`` are the sidecar fields the caller needs (at least
-    :data:`REQUIRED`). Raises :class:`CheckpointError`, naming the file and the problem, on any
-    mismatch: a missing file or field, a file that is not safetensors or is truncated, a bad
-    checksum, another configuration than ``config``, tensors that do not fit the configuration.
+    The model comes back in eval mode, on ``map_location`` (a name such as ``"cuda:1"`` or a
+    :class:`torch.device`): its tensors are loaded there directly, with no model built and randomly
+    initialised first (so loading leaves torch's global RNG alone). ``config``, when given, must equal
+    the sidecar's ``model_config``; ``required`` are the sidecar fields the caller needs (at least
+    :data:`REQUIRED`). Raises ``ValueError`` for a device that this machine does not have, and
+    :class:`CheckpointError`, naming the file and the problem, on any mismatch: a missing file or
+    field, a file that is not safetensors or is truncated, a bad checksum, another configuration than
+    ``config``, tensors that do not fit the configuration.
     """
+    device = resolve_device(map_location)
     folder = Path(folder)
     meta_path = folder / META
     meta = read_meta(folder, required=tuple(dict.fromkeys((*REQUIRED, *required))))
@@ -258,11 +262,13 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
     if config is not None and cfg != config:
         raise CheckpointError(f"{meta_path} describes another model than the one asked for: "
                               + config_differences(cfg.to_dict(), config.to_dict(), META, "asked for"))
-    model = build_model(cfg).to(map_location)
-    _check_fit(tensors, model, weights)
+    with torch.device("meta"):  # shapes only: no memory, no random draws
+        _check_fit(tensors, build_model(cfg), weights)
     try:
-        state = load_file(str(weights), device=str(map_location))
-        model.load_state_dict(state, strict=True)
+        # Read on the CPU, then copied once to the device: a fresh allocation is aligned as the kernels
+        # expect (safetensors' own tensors are not, and CPU convolutions then round differently).
+        state = {k: v.to(device, copy=True) for k, v in load_file(str(weights)).items()}
+        model = model_from_state(cfg, state)
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise CheckpointError(f"{folder} cannot be loaded: {type(e).__name__}: {e}") from None
     return model.eval(), meta

@@ -2,7 +2,7 @@
 
     genvae list
     genvae train NAME [--epochs N] [--quick] [--retrain] [--device DEV]
-    genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME]
+    genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME] [--check [--rtol R]]
     genvae data check [--root DIR]
     genvae cache list | verify | prune [--dry-run] [--cache DIR]
 """
@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="experiment name (see `genvae list`)")
     t.add_argument("--epochs", type=_positive_int, help="override the number of epochs (a separate cache entry)")
     t.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
-    t.add_argument("--retrain", action="store_true", help="ignore a cached model and train again")
+    t.add_argument("--retrain", action="store_true",
+                   help="ignore a cached model (and any resume state) and train again from the start")
     t.add_argument("--device", help="cpu, cuda, mps... (default: CUDA, then MPS, then CPU)")
 
     r = sub.add_parser("reproduce", help="train every model the book needs")
@@ -51,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
     r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
                    help="train each grid (beta, gamma, seeds) as one stacked model (default: on CUDA only)")
+    r.add_argument("--check", action="store_true",
+                   help="retrain the selected cached models into a temporary cache (one at a time, alone) and "
+                        "compare their test metrics with the cached ones; exit 1 on a mismatch or when none is "
+                        "cached. Tolerance: exact (bit for bit) when the entry was trained on the CPU with the "
+                        "same torch version and instruction set (AVX2, AVX-512...), not in a stack, and records its "
+                        "thread count (the retraining uses it), and the check runs on the CPU; otherwise every "
+                        "metric within the relative tolerance --rtol")
+    r.add_argument("--rtol", type=float, default=None, metavar="R",
+                   help="relative tolerance of --check where bits cannot match (another device, torch version "
+                        "or instruction set, a stack, an entry without its thread count; default 0.05)")
 
     d = sub.add_parser("data", help="data-set utilities")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -122,11 +133,10 @@ def _duration(seconds: float) -> str:
 
 def _cmd_reproduce(args) -> int:
     """Train every missing model, saying what is done, what is left and about how long it will take."""
-    import torch
-
     from .data import DATASETS
     from .experiments import book_experiments, default_jobs, reproduce
-    from .settings import book_dataset, default_device
+    from .settings import book_dataset
+    from .utils import resolve_device
 
     dataset = args.dataset or book_dataset()
     if dataset not in DATASETS:
@@ -135,7 +145,11 @@ def _cmd_reproduce(args) -> int:
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
     quick = args.quick or _env_quick()
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
+    if args.check:
+        return _check_reproduction(todo, dataset, quick, device, args.rtol)
+    if args.rtol is not None:
+        raise ValueError("--rtol only applies to --check")
     stack = device.type == "cuda" if args.stack is None else args.stack
     jobs = args.jobs or default_jobs(device)
     cached = sum(e.is_cached(quick) for e in todo)
@@ -159,6 +173,36 @@ def _cmd_reproduce(args) -> int:
     print(f"done: {len(todo)} models ({len(todo) - cached} trained) in {time.perf_counter() - t0:.1f} s "
           f"({'quick' if quick else 'full'} mode)", flush=True)
     return 0
+
+
+def _check_reproduction(todo, dataset: str, quick: bool, device, rtol: float | None) -> int:
+    """``reproduce --check``: retrain what is cached, compare, print a table; 0 only if every comparison agrees."""
+    from .reproducibility import DEFAULT_RTOL, check, table
+
+    rtol = DEFAULT_RTOL if rtol is None else rtol
+    if not (rtol >= 0):
+        raise ValueError(f"--rtol must be >= 0, got {rtol}")
+    cached = [e for e in todo if e.is_cached(quick)]
+    mode = "quick" if quick else "full"
+    print(f"{dataset}: checking {len(cached)} of {len(todo)} models ({len(todo) - len(cached)} not cached) by retraining "
+          f"them on {device} into a temporary cache ({mode} mode)", flush=True)
+    print(f"tolerance: exact where bits can match (entry trained on the CPU with this torch version and instruction "
+          f"set, not stacked, its thread count recorded and reused; check on the CPU), else relative {rtol:g} "
+          f"per metric", flush=True)
+    if not cached:
+        print(f"genvae: error: nothing to compare against: no selected {mode}-mode model is cached", file=sys.stderr)
+        return 1
+
+    def report(r):
+        print(f"  {r.name}: {r.status}" + (f" ({r.tolerance}, worst {r.worst}: rel. diff {r.rel_diff:.2e})"
+                                         if r.status != "not cached" else ""), flush=True)
+
+    results = check(todo, quick=quick, device=device, rtol=rtol, on_result=report)
+    print(table(results))
+    bad = [r.name for r in results if r.status == "MISMATCH"]
+    print(f"{len(cached) - len(bad)} of {len(cached)} cached models reproduced"
+          + (f"; mismatch: {', '.join(bad)}" if bad else ""), flush=True)
+    return 1 if bad else 0
 
 
 def _cmd_data_check(args) -> int:

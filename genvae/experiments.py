@@ -234,11 +234,14 @@ def training_flops(e: Experiment, quick: bool = False) -> float:
     from .models import build_model
     from .train import loss_fn
 
+    from .utils import init_seed
+
     train = e.train.quick() if quick else e.train
-    model = build_model(e.model)
-    x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
-    with FlopCounterMode(display=False) as counter:
-        loss_fn(model, train)(x, y)["total"].backward()
+    with init_seed(0):  # a throwaway model and batch: torch's global RNG is left as it was
+        model = build_model(e.model)
+        x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
+        with FlopCounterMode(display=False) as counter:
+            loss_fn(model, train)(x, y)["total"].backward()
     images = train.train_size or 60_000
     return counter.get_total_flops() / 2 * images * train.epochs
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .losses import decoder_log_prob, gaussian_kl
-from .utils import eval_mode, inference_batch, seeded
+from .utils import eval_mode, inference_batch, noise_generator
 
 __all__ = [
     "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
@@ -68,13 +68,15 @@ def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int 
     """The ELBO of a VAE, per image in nats, split into its parts (one z sample per image).
 
     Returns ``{"recon_nll": E_q[-log p(x|z)], "kl": KL(q||p), "elbo": -(recon_nll + kl)}``.
+    The z samples come from a generator on the model's device seeded with ``seed``.
     """
-    with eval_mode(model) as dev, seeded(seed, dev):
+    with eval_mode(model) as dev:
+        g = noise_generator(seed, dev)
         nll = torch.zeros((), dtype=torch.float64, device=dev)
         kl = torch.zeros((), dtype=torch.float64, device=dev)
         for xb in x.split(batch_size or inference_batch(dev)):
             xb = xb.to(dev)
-            out = model(xb)
+            out = model(xb, generator=g)
             nll -= decoder_log_prob(out.x_logits, xb, recon).sum()
             kl += gaussian_kl(out.mu, out.logvar) * len(xb)
     nll, kl, n = float(nll), float(kl), len(x)
@@ -91,10 +93,12 @@ def iwae_bound(
     log p(x) >= E[log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)], z_i ~ q(z|x).
     k = 1 gives the ELBO; the bound tightens as k grows. Runs where the model
     is: ``batch_size`` images at a time, decoding at most ``max_codes`` codes in
-    one call (which bounds the memory), and summing on the device.
+    one call (which bounds the memory), and summing on the device. The importance samples come from a
+    generator on the model's device seeded with ``seed``.
     """
     log2pi = math.log(2 * math.pi)
-    with eval_mode(model) as dev, seeded(seed, dev):
+    with eval_mode(model) as dev:
+        g = noise_generator(seed, dev)
         total = torch.zeros((), dtype=torch.float64, device=dev)
         for xb in x.split(batch_size):
             xb = xb.to(dev)
@@ -103,7 +107,7 @@ def iwae_bound(
             chunk = max(1, min(k, max_codes // len(xb)))  # importance samples per decoder call
             log_w = []
             for start in range(0, k, chunk):
-                eps = torch.randn(min(chunk, k - start), *mu.shape, device=dev)  # (S, B, D)
+                eps = torch.randn(min(chunk, k - start), *mu.shape, generator=g, device=dev)  # (S, B, D)
                 z = mu + std * eps
                 x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
                 log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied

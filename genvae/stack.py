@@ -11,7 +11,7 @@ such a grid into one model:
   parameters;
 * :func:`torch.func.vmap` maps that call over the members, so each layer runs
   as one batched matrix product, and ``randomness="different"`` gives every
-  member its own reparameterisation noise.
+  member its own reparameterisation noise (drawn from the run's noise generator).
 
 The members' losses are independent, so the gradient of their sum is each
 member's own gradient, and Adam (an elementwise update) treats the stacked
@@ -39,9 +39,11 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import data as gdata
-from .models import ModelConfig, build_model
+from .models import ModelConfig, build_model, model_from_state
+from .resume import ResumeStore
 from .settings import default_device
 from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
+from .utils import init_seed
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")
@@ -87,31 +89,32 @@ class ModelStack(nn.Module):
         betas = torch.tensor([c.beta for c in cfgs])
         gammas = torch.tensor([c.gamma for c in cfgs])
 
-        def one(params: dict[str, Tensor], x: Tensor, y: Tensor, beta: Tensor, gamma: Tensor) -> dict[str, Tensor]:
-            def model(xb):
-                return functional_call(base, params, (xb,))
-            return batch_losses(model, x, y, recon=recon, beta=beta, gamma=gamma, precision=precision)
+        def losses(x: Tensor, y: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+            # vmap's randomness="different" turns each random draw from `generator` into one (N, ...) draw.
+            def one(params: dict[str, Tensor], x: Tensor, y: Tensor, beta: Tensor, gamma: Tensor) -> dict[str, Tensor]:
+                def model(xb, generator=None):
+                    return functional_call(base, params, (xb,), {"generator": generator})
+                return batch_losses(model, x, y, recon=recon, beta=beta, gamma=gamma, precision=precision,
+                                    generator=generator)
 
-        batch_dim = None if shared_batch else 0
-        batched = vmap(one, in_dims=(0, batch_dim, batch_dim, 0, 0), randomness="different")
-        weights: dict[torch.device, tuple[Tensor, Tensor]] = {}  # moved once per device, never inside a CUDA graph
-
-        def loss(x: Tensor, y: Tensor) -> dict[str, Tensor]:
-            if x.device not in weights:
-                weights[x.device] = betas.to(x.device), gammas.to(x.device)
+            batch_dim = None if shared_batch else 0
+            batched = vmap(one, in_dims=(0, batch_dim, batch_dim, 0, 0), randomness="different")
             params = dict(zip(self.names, self.stacked))
             return batched(params, x, y, *weights[x.device])
+
+        weights: dict[torch.device, tuple[Tensor, Tensor]] = {}  # moved once per device, never inside a CUDA graph
+
+        def loss(x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+            if x.device not in weights:
+                weights[x.device] = betas.to(x.device), gammas.to(x.device)
+            return losses(x, y, generator)
 
         return loss
 
     def unstack(self) -> list[nn.Module]:
         """The members as ordinary models, in eval mode, on the stack's device."""
-        models = []
-        for i in range(self.size):
-            model = build_model(self.config)
-            model.load_state_dict({n: p[i].detach() for n, p in zip(self.names, self.stacked)})
-            models.append(model.to(self.stacked[0].device).eval())
-        return models
+        return [model_from_state(self.config, {n: p[i].detach().clone() for n, p in zip(self.names, self.stacked)}).eval()
+                for i in range(self.size)]
 
 
 def fit_stack(
@@ -122,11 +125,14 @@ def fit_stack(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training a stack",
+    resume: ResumeStore | None = None,
 ) -> list[tuple[nn.Module, History]]:
     """Train one model per config, all at once; returns ``(model, history)`` per member, in order.
 
     Every member starts from the weights it would get alone (its seed) and sees
     its own batch order; the configs may differ only in :data:`STACK_FIELDS`.
+    ``resume``: save the whole stack's state after every epoch and go on from a valid saved one
+    (see :func:`genvae.train.fit`).
     """
     keys = {stack_key(model_cfg, c) for c in train_cfgs}
     if len(keys) != 1:
@@ -137,15 +143,15 @@ def fit_stack(
         data = gdata.load(cfg.dataset, train_size=cfg.train_size)
     models = []
     for c in train_cfgs:
-        torch.manual_seed(c.seed)  # the initial weights depend on the seed alone, as in train_model
-        models.append(build_model(model_cfg))
+        with init_seed(c.seed):  # the initial weights depend on the seed alone, as in train_model
+            models.append(build_model(model_cfg))
     stack = ModelStack(models)
     seeds = [c.seed for c in train_cfgs]
     shared = len(set(seeds)) == 1
     records = list(training_epochs(
         stack, stack.loss_fn(train_cfgs, shared_batch=shared),
         stack.loss_fn(train_cfgs, shared_batch=True, precision="fp32"),
-        data, cfg, seeds=seeds, device=device, progress=progress, desc=desc))
+        data, cfg, seeds=seeds, device=device, progress=progress, desc=desc, resume=resume))
     histories = [History([_member(r, i) for r in records]) for i in range(stack.size)]
     return list(zip(stack.unstack(), histories))
 

@@ -13,6 +13,17 @@ much as for a laptop:
 * **on CUDA the whole step can be replayed as one CUDA graph** (see
   :class:`GraphedStep`), which removes the launch overhead of small models.
 
+**Randomness** goes through explicit :class:`torch.Generator` objects, never through torch's global
+RNG (which training and evaluation leave as they found it): the initial weights come from the
+seed (:func:`genvae.utils.init_seed`), the shuffle order from CPU generators seeded with the seed, the
+training noise (reparameterisation, binarisation, dropout, a GAN's z) from one generator on the
+training device seeded with the seed, and evaluation noise from a fresh generator seeded with the
+evaluation seed on the model's device. See "Reproducibility" in the README for what is and is not
+bit-identical across runs and devices.
+
+**Interruptions**: given a :class:`genvae.resume.ResumeStore`, the loop writes a resume state at the
+end of every epoch and, when it starts, goes on from a valid one (see :mod:`genvae.resume`).
+
 The same loop (:func:`training_epochs`) trains a *stack* of models (a grid over beta, gamma or the seed,
 see :mod:`genvae.stack`): the loss parts then have one entry per member.
 """
@@ -31,8 +42,9 @@ from . import data as gdata
 from .frontend import progress_bar
 from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
 from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
+from .resume import ResumeStore
 from .settings import cuda_graphs_enabled, default_device
-from .utils import eval_mode, inference_batch, seeded
+from .utils import eval_mode, inference_batch, init_seed, noise_generator
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
 QUICK_EPOCHS = 2
@@ -41,9 +53,9 @@ QUICK_TRAIN_SIZE = 6000
 SCHEDULES = ("constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 
-# A loss function maps a batch (x, y) to named loss parts: 0-d tensors for one
-# model, (N,) tensors for a stack of N models.
-LossFn = Callable[[Tensor, Tensor], dict[str, Tensor]]
+# A loss function maps a batch (x, y) (and a generator for its noise, keyword ``generator``) to named
+# loss parts: 0-d tensors for one model, (N,) tensors for a stack of N models.
+LossFn = Callable[..., dict[str, Tensor]]
 
 
 class TrainingDiverged(RuntimeError):
@@ -159,22 +171,24 @@ class History:
         return [s["step"] for s in shots], torch.stack([_decode_images(s["images"]) for s in shots])
 
 
-def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: Tensor | None = None):
-    """``model(x)`` (``model(x, y)`` for a class-conditional model), under bf16 autocast when asked;
-    the output's tensors always come back in fp32."""
+def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: Tensor | None = None,
+            generator: torch.Generator | None = None):
+    """``model(x)`` (``model(x, y)`` for a class-conditional model), its noise drawn from ``generator``,
+    under bf16 autocast when asked; the output's tensors always come back in fp32."""
     args = (x, y) if getattr(model, "conditional", False) else (x,)
     if precision == "fp32":
-        return model(*args)
+        return model(*args, generator=generator)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):  # no cache: CUDA-graph safe
-        out = model(*args)
+        out = model(*args, generator=generator)
     return type(out)(**{k: v.float() for k, v in vars(out).items()})
 
 
 def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: str = "mse", beta=1.0, gamma=1.0,
-                 precision: str = "fp32", adversarial: str = "nonsaturating", adv_weight: float = 1.0
-                 ) -> dict[str, Tensor]:
-    """Loss parts of one batch (the loss itself in fp32), plus ``acc`` for models with class logits."""
-    out = forward(model, x, precision, y)
+                 precision: str = "fp32", adversarial: str = "nonsaturating", adv_weight: float = 1.0,
+                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """Loss parts of one batch (the loss itself in fp32), plus ``acc`` for models with class logits.
+    The model's noise comes from ``generator``."""
+    out = forward(model, x, precision, y, generator)
     parts = objective(out, x, y, recon=recon, beta=beta, gamma=gamma, adversarial=adversarial,
                       adv_weight=adv_weight).tensors()
     if getattr(out, "logits", None) is not None:
@@ -186,7 +200,7 @@ def loss_fn(model: nn.Module, cfg: TrainConfig) -> LossFn:
     """The training loss of ``model`` under ``cfg``, as a function of a batch ``(x, y)``."""
     kw = dict(recon=cfg.recon, beta=cfg.beta, gamma=cfg.gamma, precision=cfg.precision,
               adversarial=cfg.adversarial, adv_weight=cfg.adv_weight)
-    return lambda x, y: batch_losses(model, x, y, **kw)
+    return lambda x, y, generator=None: batch_losses(model, x, y, generator=generator, **kw)
 
 
 def make_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
@@ -206,12 +220,13 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
 
 
 def train_step(loss: LossFn, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, idx: Tensor,
-               cfg: TrainConfig) -> dict[str, Tensor]:
-    """One mini-batch ``x[idx]``: forward, loss, backward, Adam. Returns the loss parts, still on the device."""
+               cfg: TrainConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """One mini-batch ``x[idx]``: forward, loss, backward, Adam; the noise from ``generator``.
+    Returns the loss parts, still on the device."""
     xb, yb = x[idx], y[idx]
     if cfg.binarize:
-        xb = torch.bernoulli(xb)  # a fresh draw per batch acts as data augmentation
-    parts = loss(xb, yb)
+        xb = torch.bernoulli(xb, generator=generator)  # a fresh draw per batch acts as data augmentation
+    parts = loss(xb, yb, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     parts["total"].sum().backward()  # a stack of models: the sum of their independent losses
     optimizer.step()
@@ -276,10 +291,16 @@ class GraphedStep:
     captured, and from then on one ``replay`` does forward, backward and Adam.
     A batch of another size (the last one of an epoch) runs eagerly. The
     returned parts are the graph's static outputs: read them before the next call.
+
+    The step's random draws come from the CUDA ``generators`` (the training noise), which are
+    registered with the graph: each replay then advances them as the eager step would, so a
+    replayed step draws the same numbers as the same step run eagerly.
     """
 
-    def __init__(self, step: Callable[[Tensor], dict[str, Tensor]], batch_shape: torch.Size, warmup: int = 3):
+    def __init__(self, step: Callable[[Tensor], dict[str, Tensor]], batch_shape: torch.Size, warmup: int = 3,
+                 generators: tuple[torch.Generator, ...] = ()):
         self.step, self.batch_shape, self.warmup = step, batch_shape, warmup
+        self.generators = [g for g in generators if g.device.type == "cuda"]
         self.calls, self.graph = 0, None
 
     def __call__(self, idx: Tensor) -> dict[str, Tensor]:
@@ -296,6 +317,8 @@ class GraphedStep:
         if self.graph is None:
             self.idx = idx.clone()
             self.graph = torch.cuda.CUDAGraph()
+            for g in self.generators:  # before capture begins: the graph then owns their offsets
+                self.graph.register_generator_state(g)
             with torch.cuda.graph(self.graph):
                 self.out = self.step(self.idx)
         self.idx.copy_(idx)
@@ -305,13 +328,14 @@ class GraphedStep:
 
 @torch.no_grad()
 def evaluate_fn(loss: LossFn, x: Tensor, y: Tensor, *, batch_size: int | None = None, seed: int = 0) -> dict[str, Tensor]:
-    """Mean loss parts of ``loss`` over ``(x, y)``, on the device; the noise comes from a forked RNG seeded with ``seed``."""
+    """Mean loss parts of ``loss`` over ``(x, y)``, on the device; the noise comes from a fresh generator
+    on x's device seeded with ``seed``."""
     sums: dict[str, Tensor] = {}
-    with seeded(seed, x.device):
-        batch_size = batch_size or inference_batch(x.device)
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            for k, v in loss(xb, yb).items():
-                sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
+    generator = noise_generator(seed, x.device)
+    batch_size = batch_size or inference_batch(x.device)
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        for k, v in loss(xb, yb, generator=generator).items():
+            sums[k] = sums[k] + v * len(xb) if k in sums else v * len(xb)
     return {k: v / len(x) for k, v in sums.items()}
 
 
@@ -321,8 +345,8 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_
 
     VAEs stay stochastic (one z per image, as in training), so the result is an
     unbiased one-sample estimate of the negative ELBO. The noise comes from a
-    forked RNG seeded with ``seed``: evaluating never shifts the training's
-    random stream, and the same model always gets the same number.
+    fresh generator seeded with ``seed``: evaluating never shifts the training's
+    random stream (nor torch's global one), and the same model always gets the same number.
     """
     with eval_mode(model) as dev:
         result = evaluate_fn(loss_fn(model, replace(cfg, precision="fp32")), x.to(dev), y.to(dev), batch_size=batch_size, seed=seed)
@@ -339,9 +363,15 @@ def epoch_order(n: int, generators: list[torch.Generator], device: torch.device)
     return (orders[0] if len(orders) == 1 else torch.stack(orders)).to(device)
 
 
+# What ``make_step`` returns: the function that trains on a batch of indices, and the optimisers it
+# steps (by name; a resume state keeps their state).
+StepMaker = Callable[[Tensor, Tensor, torch.Generator],
+                     tuple[Callable[[Tensor], dict[str, Tensor]], dict[str, torch.optim.Optimizer]]]
+
+
 def training_epochs(
     trainee: nn.Module,
-    train_loss: LossFn,
+    train_loss: LossFn | None,
     eval_loss: LossFn,
     data: gdata.ImageData,
     cfg: TrainConfig,
@@ -351,7 +381,8 @@ def training_epochs(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
-    make_step: Callable[[Tensor, Tensor], Callable[[Tensor], dict[str, Tensor]]] | None = None,
+    make_step: StepMaker | None = None,
+    resume: ResumeStore | None = None,
 ) -> Iterator[dict]:
     """The loop behind :func:`fit` and :func:`genvae.stack.fit_stack`, one epoch per ``next()``.
 
@@ -359,11 +390,18 @@ def training_epochs(
     ``eval_loss`` compute its loss parts; ``seeds`` has one entry per member and
     seeds each member's shuffle order. Yields one record per epoch, after the
     epoch's test evaluation, whose loss parts are floats (one model) or lists (a stack).
-    ``make_step(x_train, y_train)``, if given, returns the function that trains on the batch of indices
-    ``idx`` (the two-player loop's, :func:`fit_adversarial`), in place of one Adam step on ``train_loss``.
+    ``make_step(x_train, y_train, noise)``, if given, returns the function that trains on the batch of
+    indices ``idx`` (the two-player loop's, :func:`fit_adversarial`) and its optimisers, in place of one
+    Adam step on ``train_loss``.
+
+    The training noise comes from one generator on ``device`` seeded with ``seeds[0]``; torch's global
+    RNG is never used. With ``resume``, a valid saved state is loaded first: its epochs are yielded
+    again (marked ``"resumed": True``) and training goes on after them; and the state after each
+    epoch but the last is saved when the consumer asks for the next epoch, so it includes whatever
+    the consumer added to the record (the two-player loop adds its curves).
     """
     trainee.to(device)
-    torch.manual_seed(seeds[0])  # the reparameterisation noise of training
+    noise = noise_generator(seeds[0], device)  # reparameterisation, binarisation, dropout, a GAN's z
     shuffles = [torch.Generator().manual_seed(s) for s in seeds]
     if len(set(seeds)) == 1:
         shuffles = shuffles[:1]  # one shared order: members can share each batch
@@ -375,25 +413,36 @@ def training_epochs(
 
     steps = math.ceil(len(x_train) / cfg.batch_size)
     if make_step is not None:
-        step, scheduler, lr_in_place = make_step(x_train, y_train), None, False
+        (step, optimizers), scheduler, lr_in_place = make_step(x_train, y_train, noise), None, False
     else:
         optimizer = make_optimizer(trainee.parameters(), cfg, device)
+        optimizers = {"adam": optimizer}
         scheduler = make_scheduler(optimizer, cfg, steps)
 
         def step(idx: Tensor) -> dict[str, Tensor]:
-            return train_step(train_loss, optimizer, x_train, y_train, idx, cfg)
+            return train_step(train_loss, optimizer, x_train, y_train, idx, cfg, noise)
 
         # A CUDA graph reads the learning rate from a tensor, which the schedule must update in place.
         lr_in_place = all(isinstance(g["lr"], Tensor) for g in optimizer.param_groups)
-    if device.type == "cuda" and cuda_graphs_enabled() and lr_in_place:
+    generators = {"noise": noise, **{f"shuffle{i}": g for i, g in enumerate(shuffles)}}
+
+    history: list[dict] = []
+    state = resume.load() if resume is not None else None
+    if state is not None and resume.restore(state, trainee, optimizers, scheduler, generators):
+        for record in state.history:
+            history.append({**record, "resumed": True})
+            yield history[-1]
+    done = len(history)
+
+    if device.type == "cuda" and cuda_graphs_enabled() and lr_in_place and hasattr(torch.cuda.CUDAGraph, "register_generator_state"):
         batch_shape = (len(shuffles), cfg.batch_size) if len(shuffles) > 1 else (cfg.batch_size,)
-        step = GraphedStep(step, torch.Size(batch_shape))
+        step = GraphedStep(step, torch.Size(batch_shape), generators=(noise,))
 
     # One bar of the kind that fits where we run (genvae.frontend): text in a terminal, a widget in a
     # live notebook, none in the book build or a log.
-    with progress_bar(cfg.epochs * steps, desc=desc, enabled=progress) as bar:
+    with progress_bar(cfg.epochs * steps, desc=desc, enabled=progress, initial=done * steps) as bar:
         watch = Watch(steps, len(seeds), device, bar=bar, every=check_every)
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(done + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             watch.start(epoch)
             trainee.train()
@@ -402,7 +451,11 @@ def training_epochs(
             with eval_mode(trainee):
                 test = evaluate_fn(eval_loss, x_test, y_test)
             train, test = _to_host(train), _to_host(test)  # the epoch's one full host sync
-            yield {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
+            record = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
+            yield record
+            history.append(record)
+            if resume is not None and epoch < cfg.epochs:  # once per epoch, never per step
+                resume.save(epoch, trainee, optimizers, scheduler, generators, history)
 
 
 def _to_host(parts: dict[str, Tensor]) -> dict:
@@ -418,15 +471,19 @@ def fit(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
+    resume: ResumeStore | None = None,
 ) -> History:
     """Train ``model`` on ``data.x_train`` for ``cfg.epochs``; evaluate on the test set each epoch.
+
+    With ``resume``, save a resume state after every epoch and go on from a valid saved one.
 
     Raises:
         TrainingDiverged: the loss became NaN or inf (the message names epoch and step).
     """
     device = torch.device(device) if device is not None else default_device()
     epochs = training_epochs(model, loss_fn(model, cfg), loss_fn(model, replace(cfg, precision="fp32")), data, cfg,
-                             seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every)
+                             seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every,
+                             resume=resume)
     return History(list(epochs))
 
 
@@ -437,16 +494,17 @@ def train_model(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training",
+    resume: ResumeStore | None = None,
 ) -> tuple[nn.Module, History]:
     """Seed, build, load the data and :func:`fit`: the whole recipe behind a config pair.
 
-    The model comes back in eval mode on the device it was trained on.
+    The model comes back in eval mode on the device it was trained on. ``resume``: see :func:`fit`.
     """
-    torch.manual_seed(train_cfg.seed)  # the initial weights depend on the seed alone
-    model = build_model(model_cfg)
+    with init_seed(train_cfg.seed):  # the initial weights depend on the seed alone
+        model = build_model(model_cfg)
     data = gdata.load(train_cfg.dataset, train_size=train_cfg.train_size)
     train = fit_adversarial if model_cfg.kind in ADVERSARIAL_KINDS else fit
-    history = train(model, data, train_cfg, device=device, progress=progress, desc=desc)
+    history = train(model, data, train_cfg, device=device, progress=progress, desc=desc, resume=resume)
     return model.eval(), history
 
 
@@ -484,8 +542,9 @@ def _descend(loss: Tensor, player: nn.Module, optimizer: torch.optim.Optimizer, 
 
 
 def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], x: Tensor,
-                     cfg: TrainConfig) -> dict[str, Tensor]:
+                     cfg: TrainConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """One round of the game on the real batch ``x``; returns the loss parts, still on the device.
+    The noise (z, and the VAE-GAN's reparameterisation) comes from ``generator``, on x's device.
 
     GAN: the discriminator takes one step on real ``x`` against ``G(z)`` (detached, so G does not
     move), then the generator takes one step on :func:`~genvae.losses.generator_loss` of the
@@ -499,7 +558,7 @@ def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimiz
     d_net = model.discriminator
     z_dim = model.config.latent_dim
     if model.config.kind == "gan":
-        z = torch.randn(len(x), z_dim, device=x.device)  # (B, D)
+        z = torch.randn(len(x), z_dim, generator=generator, device=x.device)  # (B, D)
         fake = model.generate(z)  # (B, 1, 28, 28)
         d = discriminator_loss(d_net(x).logits, d_net(fake.detach()).logits)
         _descend(d, d_net, optimizers["discriminator"])
@@ -510,7 +569,9 @@ def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimiz
                 "p_fake": torch.sigmoid(fake_logits).mean().detach()}
     b = len(x)
     mu, logvar = model.encode(x)  # (B, D) each
-    z = torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)])  # (2B, D): posterior, then prior
+    posterior = reparameterize(mu, logvar, generator)  # (B, D), drawn first
+    prior = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)  # (B, D)
+    z = torch.cat([posterior, prior])  # (2B, D): posterior, then prior
     logits = model.decode(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
     fakes = torch.sigmoid(logits)
     d = discriminator_loss(d_net(x).logits, d_net(fakes.detach()).logits)
@@ -544,12 +605,14 @@ def fit_adversarial(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
+    resume: ResumeStore | None = None,
 ) -> History:
     """Train a GAN or VAE-GAN with :func:`adversarial_step`, one Adam per player at a constant ``cfg.lr``.
 
     Besides the per-epoch test losses, the history keeps every step's discriminator and generator
     losses (``History.curve``) and sample grids from one fixed noise batch at the
-    :func:`snapshot_steps` (``History.snapshots``).
+    :func:`snapshot_steps` (``History.snapshots``). ``resume``: see :func:`fit` (every player's
+    Adam state is kept; a resumed epoch's record already holds its curves and snapshots).
     """
     device = torch.device(device) if device is not None else default_device()
     if cfg.schedule != "constant" or cfg.precision != "fp32" or cfg.binarize:
@@ -570,19 +633,25 @@ def fit_adversarial(
             images = (model.generate(z_fixed) * 255).round().to(torch.uint8)  # (S, 1, 28, 28)
         log["snapshots"].append((log["step"], images))
 
-    def make_step(x_train: Tensor, y_train: Tensor):
+    def make_step(x_train: Tensor, y_train: Tensor, noise: torch.Generator):
         def step(idx: Tensor) -> dict[str, Tensor]:
             snapshot()
-            parts = adversarial_step(model, optimizers, x_train[idx], cfg)
+            parts = adversarial_step(model, optimizers, x_train[idx], cfg, noise)
             log["curve"].append(torch.stack([parts["d"], parts["g"]]))
             log["step"] += 1
             return parts
-        return step
+        return step, optimizers
 
     history = History()
     eval_loss = loss_fn(model, cfg)
     for record in training_epochs(model, None, eval_loss, data, cfg, seeds=[cfg.seed], device=device,
-                                  progress=progress, desc=desc, check_every=check_every, make_step=make_step):
+                                  progress=progress, desc=desc, check_every=check_every, make_step=make_step,
+                                  resume=resume):
+        if record.get("resumed"):  # trained by an earlier process, curves and snapshots included
+            log["step"] = record["epoch"] * steps
+            log["taken"] = {s for s in keep if s <= log["step"]}
+            history.epochs.append(record)
+            continue
         snapshot()  # the end of an epoch
         curve = torch.stack(log["curve"]).cpu()  # (steps, 2)
         record["curve"] = {"d": [round(v, 4) for v in curve[:, 0].tolist()],

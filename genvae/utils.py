@@ -34,16 +34,65 @@ def eval_mode(model: nn.Module) -> Iterator[torch.device]:
         model.train(was_training)
 
 
-@contextmanager
-def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
-    """Run the block with the global RNG seeded, then restore the RNG state as it was.
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a :class:`torch.device` that exists on this machine (``None``: the default device).
 
-    Evaluation noise (a VAE's z samples) is then reproducible without shifting
-    the random stream of any training that runs around it.
+    Raises ``ValueError`` naming the device when it is not a device name, or when this machine has no
+    such device (``cuda`` without a GPU, ``cuda:3`` on a one-GPU machine, ``mps`` off a Mac).
     """
-    devices = [device] if device is not None and device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    from .settings import default_device
+
+    if device is None:
+        device = default_device()  # GENVAE_DEVICE, else the best one found: checked like any other
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"{device!r} is not a device name ({e}); use cpu, cuda, cuda:1, mps...") from None
+    if dev.type == "meta":
+        raise ValueError("the meta device holds no weights; use cpu, cuda or mps")
+    try:
+        torch.empty(0, device=dev)  # the one test that holds for every backend
+    except (RuntimeError, AssertionError, ValueError) as e:
+        have = ", ".join(str(d) for d in available_devices())
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]  # torch's first sentence
+        raise ValueError(f"device {str(dev)!r} is not available on this machine (available: {have}): "
+                         f"{why[:160]}") from None
+    return dev
+
+
+def available_devices() -> list[torch.device]:
+    """The devices this machine can train on: the CPU, then every CUDA device, then Apple's MPS."""
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices += [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append(torch.device("mps"))
+    return devices
+
+
+def noise_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh :class:`torch.Generator` on ``device`` seeded with ``seed``: the source of a run's noise.
+
+    Every random draw of training and evaluation goes through such a generator, never through
+    torch's global RNG, which this leaves untouched. A generator lives on one device and produces
+    that device's random stream: the same seed gives the same numbers on every CPU, but other numbers
+    on CUDA (Philox) or MPS than on the CPU (Mersenne twister).
+    """
+    return torch.Generator(device=torch.device(device)).manual_seed(seed)
+
+
+@contextmanager
+def init_seed(seed: int) -> Iterator[None]:
+    """Build a model's initial weights from ``seed``: the block runs with the CPU's global generator seeded,
+    and the CPU's generator is restored afterwards (no other device's RNG is touched).
+
+    Layers draw their initial weights from the global CPU generator (``nn.Linear`` cannot take a
+    generator), so this is the one place where genvae seeds it; the weights are the same for a
+    seed whatever device the model trains on, since every model is built on the CPU.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         yield
 
 

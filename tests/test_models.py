@@ -1,4 +1,5 @@
-"""One suite over every model family with tiny configs (in the spirit of diffusers' ModelTesterMixin)."""
+"""One suite over every model family with tiny configs (in the spirit of diffusers' ModelTesterMixin),
+on every device type: the CPU always, CUDA and MPS where present (skipped with the reason elsewhere)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from genvae.models import (
     count_parameters,
 )
 from genvae.train import forward
+from genvae.utils import init_seed, noise_generator
 
-from conftest import images
+from conftest import device_params, images
 
 TINY = dict(latent_dim=3, hidden=(32, 16), channels=(4, 8), head_hidden=8)
 CONFIGS = {
@@ -39,18 +41,19 @@ EXPECTED_PARTS = {"ae": {"total", "recon"}, "vae": {"total", "recon", "kl"}, "cv
 B = 5
 
 
-def _build(cfg: ModelConfig, seed: int = 0):
-    torch.manual_seed(seed)
-    return build_model(cfg)
+def _build(cfg: ModelConfig, seed: int = 0, device: str = "cpu"):
+    with init_seed(seed):
+        return build_model(cfg).to(device)
 
 
-def _batch():
-    return images(B), torch.arange(B) % 10
+def _batch(device: str = "cpu"):
+    return images(B).to(device), torch.arange(B, device=device) % 10
 
 
 def _run(model, x, seed=0):
-    torch.manual_seed(seed)  # VAEs sample z, GANs draw noise, the classifier uses dropout
-    return forward(model, x, y=torch.arange(len(x)) % 10)  # the labels reach class-conditional models only
+    """The model's forward pass with its noise (a VAE's z, a GAN's z, the classifier's dropout) from a
+    generator seeded with ``seed`` on x's device; the labels reach class-conditional models only."""
+    return forward(model, x, y=torch.arange(len(x), device=x.device) % 10, generator=noise_generator(seed, x.device))
 
 
 @pytest.fixture(params=list(CONFIGS), ids=list(CONFIGS))
@@ -58,10 +61,16 @@ def cfg(request) -> ModelConfig:
     return CONFIGS[request.param]
 
 
-def test_output_fields_and_shapes(cfg):
-    model = _build(cfg)
-    out = _run(model, _batch()[0])
+@pytest.fixture(params=device_params())
+def device(request) -> str:
+    return request.param
+
+
+def test_output_fields_and_shapes(cfg, device):
+    model = _build(cfg, device=device)
+    out = _run(model, _batch(device)[0])
     assert type(out) is EXPECTED_OUTPUT[cfg.kind]
+    assert all(v.device.type == device for v in vars(out).values()), "outputs left the model's device"
     if cfg.kind == "classifier":
         assert out.logits.shape == (B, cfg.n_classes)
         assert out.features.shape == (B, cfg.hidden[-1])
@@ -83,17 +92,17 @@ def test_output_fields_and_shapes(cfg):
         assert out.logits.shape == (B, cfg.n_classes)
 
 
-def test_loss_is_finite_scalar(cfg):
-    model = _build(cfg)
-    x, y = _batch()
+def test_loss_is_finite_scalar(cfg, device):
+    model = _build(cfg, device=device)
+    x, y = _batch(device)
     parts = objective(_run(model, x), x, y, beta=2.0, gamma=0.5)
     assert parts.total.dim() == 0 and torch.isfinite(parts.total)
     assert set(parts.to_dict()) == EXPECTED_PARTS[cfg.kind]
 
 
-def test_gradients_reach_every_parameter(cfg):
-    model = _build(cfg)
-    x, y = _batch()
+def test_gradients_reach_every_parameter(cfg, device):
+    model = _build(cfg, device=device)
+    x, y = _batch(device)
     objective(_run(model, x), x, y).total.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None, f"{name} received no gradient"
@@ -101,36 +110,58 @@ def test_gradients_reach_every_parameter(cfg):
         assert p.grad.abs().sum() > 0, f"{name} has an all-zero gradient"
 
 
-def test_save_load_gives_equal_outputs(cfg, tmp_path):
-    model = _build(cfg).eval()
-    x, _ = _batch()
+def test_save_load_gives_equal_outputs(cfg, device, tmp_path):
+    model = _build(cfg, device=device).eval()
+    x, _ = _batch(device)
     checkpoint.save(model, tmp_path / "ckpt", note="hello")
-    loaded, meta = checkpoint.load(tmp_path / "ckpt")
+    loaded, meta = checkpoint.load(tmp_path / "ckpt", map_location=device)
     assert loaded.config == cfg and meta["note"] == "hello"
     assert not loaded.training
+    assert {t.device.type for t in loaded.state_dict().values()} == {device}
     a, b = _run(model, x), _run(loaded, x)
     for field, value in vars(a).items():
         torch.testing.assert_close(getattr(b, field), value, rtol=0, atol=0, msg=field)
 
 
-def test_seeded_determinism(cfg):
-    m1, m2 = _build(cfg, seed=3), _build(cfg, seed=3)
+def test_seeded_determinism(cfg, device):
+    m1, m2 = _build(cfg, seed=3, device=device), _build(cfg, seed=3, device=device)
     for (n, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
         assert torch.equal(p1, p2), n
-    x, _ = _batch()
+    x, _ = _batch(device)
     o1, o2 = _run(m1.train(), x, seed=7), _run(m2.train(), x, seed=7)
     for field, value in vars(o1).items():
         assert torch.equal(getattr(o2, field), value), field
     # ...and another seed really gives other weights.
-    m3 = _build(cfg, seed=4)
+    m3 = _build(cfg, seed=4, device=device)
     assert not all(torch.equal(p1, p3) for p1, p3 in zip(m1.parameters(), m3.parameters()))
 
 
-def test_one_step_changes_every_weight(cfg):
-    model = _build(cfg)
+def _global_rng_states() -> list[torch.Tensor]:
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        states.append(torch.mps.get_rng_state())
+    return states
+
+
+def test_noise_comes_from_the_generator_not_the_global_rng(cfg, device):
+    model = _build(cfg, device=device).train()  # training mode: the classifier's dropout is on too
+    x, _ = _batch(device)
+    before = _global_rng_states()
+    a, b, other = _run(model, x, seed=1), _run(model, x, seed=1), _run(model, x, seed=2)
+    assert all(torch.equal(s, t) for s, t in zip(before, _global_rng_states())), "the global RNG was used"
+    for field, value in vars(a).items():
+        assert torch.equal(getattr(b, field), value), field
+    stochastic = cfg.kind != "ae"  # every other model draws noise in training mode
+    assert stochastic == any(not torch.equal(getattr(other, f), v) for f, v in vars(a).items())
+
+
+def test_one_step_changes_every_weight(cfg, device):
+    model = _build(cfg, device=device)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = _batch()
+    x, y = _batch(device)
     objective(_run(model, x), x, y).total.backward()
     opt.step()
     for n, p in model.named_parameters():

@@ -1,5 +1,6 @@
 """Models of the book, one readable file per family, all built from a :class:`ModelConfig`."""
 
+import torch
 from torch import nn
 
 from .autoencoder import AutoEncoder
@@ -34,6 +35,22 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return MODEL_CLASSES[cfg.kind](cfg)
 
 
+def model_from_state(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The model a config describes, holding the tensors ``state`` (a full state dict) where they are.
+
+    Nothing is initialised: the layers are built on the meta device (no memory, no random draws, so
+    torch's global RNG is untouched) and then take ``state``'s tensors as their own. Raises
+    ``RuntimeError`` (missing or unexpected keys, wrong shapes) like ``load_state_dict``.
+    """
+    with torch.device("meta"):
+        model = build_model(cfg)
+    model.load_state_dict(state, strict=True, assign=True)
+    left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if left:
+        raise RuntimeError(f"no tensors given for {left}")
+    return model
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -42,5 +59,5 @@ __all__ = [
     "AEOutput", "AutoEncoder", "CVAE", "Classifier", "ClassifierOutput", "Discriminator", "DiscriminatorOutput",
     "GAN", "GANOutput", "Generator", "ModelConfig", "VAEGAN", "VAEGANOutput", "ADVERSARIAL_KINDS",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
-    "count_parameters", "layer_table", "reparameterize", "MODEL_CLASSES",
+    "count_parameters", "layer_table", "model_from_state", "reparameterize", "MODEL_CLASSES",
 ]

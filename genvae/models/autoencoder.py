@@ -44,7 +44,8 @@ class AutoEncoder(nn.Module):
         """Deterministic reconstruction in [0, 1]."""
         return self.generate(self.embed(x))
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> AEOutput:
+        """Encode and decode; deterministic (``generator`` is accepted, like every model's, and unused)."""
         z = self.embed(x)  # (B, D)
         x_logits = self.decode(z)  # (B, 1, 28, 28)
         return AEOutput(x_hat=torch.sigmoid(x_logits), x_logits=x_logits, z=z)

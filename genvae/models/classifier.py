@@ -30,7 +30,21 @@ class Classifier(nn.Module):
         self.dropout = nn.Dropout(0.3)
         self.out = nn.Linear(width, cfg.n_classes)  # (B, K)
 
-    def forward(self, x: torch.Tensor) -> ClassifierOutput:
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> ClassifierOutput:
+        """Class logits and features; in training mode the dropout mask comes from ``generator``."""
         check_images(x)
-        feats = self.features(x)
-        return ClassifierOutput(logits=self.out(self.dropout(feats)), features=feats)
+        feats = self.features(x)  # (B, F)
+        return ClassifierOutput(logits=self.out(dropout(feats, self.dropout.p, self.training, generator)),
+                                features=feats)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """``nn.functional.dropout`` with the mask drawn from ``generator``: each entry is kept with
+    probability 1 - p and scaled by 1 / (1 - p), so the expected output is x. On the CPU this is the
+    same computation, in the same order, as ``nn.Dropout`` with the global generator."""
+    if not training or p == 0:
+        return x
+    if generator is None:
+        return nn.functional.dropout(x, p, training=True)
+    keep = torch.empty_like(x).bernoulli_(1 - p, generator=generator)  # (B, F) of 0 and 1
+    return x * keep.div_(1 - p)

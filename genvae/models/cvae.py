@@ -77,8 +77,8 @@ class CVAE(nn.Module):
             y = torch.full((n,), y)
         return self.generate(z, torch.as_tensor(y).to(dev))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> VAEOutput:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         mu, logvar = self.encode(x, y)  # (B, D), (B, D)
-        z = reparameterize(mu, logvar)  # (B, D)
+        z = reparameterize(mu, logvar, generator)  # (B, D)
         x_logits = self.decode(z, y)  # (B, 1, 28, 28)
         return VAEOutput(x_hat=torch.sigmoid(x_logits), x_logits=x_logits, z=z, mu=mu, logvar=logvar)

@@ -93,8 +93,10 @@ class GAN(nn.Module):
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> GANOutput:
-        """One round of the game on real images ``x``: draw z (unless given), generate, judge both.
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> GANOutput:
+        """One round of the game on real images ``x``: draw z (unless given; from ``generator``, on x's device),
+        generate, judge both.
 
         The fake images are *not* detached: :func:`genvae.losses.gan_loss` of this output
         reaches both players. The training loop (:func:`genvae.train.adversarial_step`) instead
@@ -102,7 +104,7 @@ class GAN(nn.Module):
         """
         check_images(x)
         if z is None:
-            z = torch.randn(len(x), self.config.latent_dim, device=x.device)  # (B, D)
+            z = torch.randn(len(x), self.config.latent_dim, generator=generator, device=x.device)  # (B, D)
         x_fake = self.generate(z)  # (B, 1, 28, 28)
         return GANOutput(x_fake=x_fake, z=z, real_logits=self.discriminator(x).logits,
                          fake_logits=self.discriminator(x_fake).logits)

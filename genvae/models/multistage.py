@@ -32,8 +32,8 @@ class MultiStageVAE(VAE):
         """Class logits ``(B, K)`` of codes ``(B, D)``."""
         return self.head(z)
 
-    def forward(self, x: torch.Tensor) -> MultiStageOutput:
-        out = super().forward(x)
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> MultiStageOutput:
+        out = super().forward(x, generator)
         # The head sees the *sampled* z, so it must classify well across the whole
         # posterior, not only at its mean: this is what separates the clusters.
         return MultiStageOutput(**vars(out), logits=self.classify(out.z))

@@ -15,10 +15,14 @@ from .blocks import check_images
 from .outputs import VAEOutput
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I). Shapes ``(B, D)``."""
-    std = torch.exp(0.5 * logvar)
-    return mu + std * torch.randn_like(std)
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I). Shapes ``(B, D)``.
+
+    eps comes from ``generator`` (on mu's device), else from torch's global RNG.
+    """
+    std = torch.exp(0.5 * logvar)  # sigma = exp(log sigma^2 / 2)
+    eps = torch.randn(std.shape, generator=generator, dtype=std.dtype, device=std.device)  # (B, D)
+    return mu + std * eps
 
 
 class VAE(AutoEncoder):
@@ -51,9 +55,9 @@ class VAE(AutoEncoder):
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
-    def forward(self, x: torch.Tensor) -> VAEOutput:
-        """Encode, sample one z per image, decode. Always stochastic, as the ELBO needs."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
+        """Encode, sample one z per image (from ``generator``), decode. Always stochastic, as the ELBO needs."""
         mu, logvar = self.encode(x)  # (B, D), (B, D)
-        z = reparameterize(mu, logvar)  # (B, D)
+        z = reparameterize(mu, logvar, generator)  # (B, D)
         x_logits = self.decode(z)  # (B, 1, 28, 28)
         return VAEOutput(x_hat=torch.sigmoid(x_logits), x_logits=x_logits, z=z, mu=mu, logvar=logvar)

@@ -66,14 +66,16 @@ class VAEGAN(nn.Module):
         z = torch.randn(n, self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
-    def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None) -> VAEGANOutput:
-        """Encode, sample z, decode; decode prior noise too; let the discriminator judge all three."""
+    def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> VAEGANOutput:
+        """Encode, sample z, decode; decode prior noise too (z and, unless given, z_prior from ``generator``);
+        let the discriminator judge all three."""
         mu, logvar = self.encode(x)  # (B, D) each
-        z = reparameterize(mu, logvar)  # (B, D)
+        z = reparameterize(mu, logvar, generator)  # (B, D)
         x_logits = self.decode(z)  # (B, 1, 28, 28)
         x_hat = torch.sigmoid(x_logits)
         if z_prior is None:
-            z_prior = torch.randn_like(z)
+            z_prior = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)  # (B, D)
         real, recon = self.discriminator(x), self.discriminator(x_hat)
         prior = self.discriminator(self.generate(z_prior))
         return VAEGANOutput(x_hat=x_hat, x_logits=x_logits, z=z, mu=mu, logvar=logvar,
