@@ -25,7 +25,7 @@ from torch import nn
 
 from . import checkpoint
 from .models import ModelConfig
-from .settings import cache_root, default_device, quick_mode
+from .settings import cache_root, quick_mode, resolve_device
 from .stack import fit_stack, stack_key
 from .train import History, TrainConfig, train_model
 
@@ -141,7 +141,7 @@ def load_or_train_many(
             ``benchmarks/RESULTS.md``). Either way every model is saved as its own entry.
     """
     quick = quick_mode() if quick is None else quick
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     stack = device.type == "cuda" if stack is None else stack
     slots: list[tuple[Request, TrainConfig, str, Path]] = []
     for r in requests:

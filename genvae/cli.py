@@ -4,6 +4,10 @@
     genvae train NAME [--epochs N] [--quick] [--retrain] [--device DEV]
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME]
     genvae data check [--root DIR]
+
+Exit codes: 0 done; 1 an error, told in one line ``genvae: error: ...`` (bad values in the environment,
+missing data, a diverged training...); 2 a usage error (an unknown command, option or experiment name, a bad
+option value: argparse's usage and message); 130 interrupted (Ctrl-C), with ``genvae: interrupted``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(text: str):
+    """``--device``: a device this machine has, else a usage error naming cpu, cuda, mps and those available."""
+    from .settings import resolve_device
+
+    try:
+        return resolve_device(text, source="")  # argparse says "argument --device: 'x' is not a device..."
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genvae", description="Train and inspect the models of the genvae book.")
     p.add_argument("--version", action="version", version=f"genvae {__version__}")
@@ -37,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, help="override the number of epochs (a separate cache entry)")
     t.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     t.add_argument("--retrain", action="store_true", help="ignore a cached model and train again")
-    t.add_argument("--device", help="cpu, cuda, mps... (default: CUDA, then MPS, then CPU)")
+    t.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
 
     r = sub.add_parser("reproduce", help="train every model the book needs")
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
@@ -45,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", default=None, metavar="NAME",
                    help="train the book's models for this data set: mnist or fashion-mnist "
                         "(default: GENVAE_DATASET, else mnist)")
-    r.add_argument("--device", help="cpu, cuda, mps...")
+    r.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     r.add_argument("--jobs", type=_positive_int, default=None,
                    help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
     r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
@@ -100,11 +114,9 @@ def _duration(seconds: float) -> str:
 
 def _cmd_reproduce(args) -> int:
     """Train every missing model, saying what is done, what is left and about how long it will take."""
-    import torch
-
     from .data import DATASETS
     from .experiments import book_experiments, default_jobs, reproduce
-    from .settings import book_dataset, default_device
+    from .settings import book_dataset, resolve_device
 
     dataset = args.dataset or book_dataset()
     if dataset not in DATASETS:
@@ -113,7 +125,7 @@ def _cmd_reproduce(args) -> int:
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
     quick = args.quick or _env_quick()
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     stack = device.type == "cuda" if args.stack is None else args.stack
     jobs = args.jobs or default_jobs(device)
     cached = sum(e.is_cached(quick) for e in todo)
@@ -162,8 +174,13 @@ def _env_quick() -> bool:
     return quick_mode()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _error(message) -> None:
+    """``genvae: error: ...`` on one line (a multi-line message, such as missing data's, joined)."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"genvae: error: {text}", file=sys.stderr)
+
+
+def _run(args) -> int:
     try:
         if args.command == "list":
             return _cmd_list()
@@ -172,14 +189,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             return _cmd_reproduce(args)
         return _cmd_data_check(args)
-    except KeyError as e:  # unknown experiment: a usage problem
-        print(f"genvae: error: {e.args[0]}", file=sys.stderr)
+    except KeyError as e:  # an unknown experiment, or --only matching none: a usage problem, like a bad choice
+        _error(e.args[0] if e.args else e)
         return 2
     except (ValueError, RuntimeError, OSError) as e:  # bad values, missing data, divergence
-        print(f"genvae: error: {e}", file=sys.stderr)
+        _error(e)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code (see the module doc).
+
+    A KeyboardInterrupt anywhere in it (Ctrl-C, or SIGINT from another process) ends it with
+    ``genvae: interrupted`` and 130 (128 + SIGINT, the shells' convention); models finished before it
+    stay cached. Usage errors leave through argparse's ``SystemExit(2)``.
+    """
+    try:
+        return _run(_parser().parse_args(argv))
     except KeyboardInterrupt:
-        print("genvae: interrupted; finished models stay cached", file=sys.stderr)
+        print("genvae: interrupted", file=sys.stderr)
         return 130
 
 

@@ -29,9 +29,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as gdata
+from .checks import check_images, check_labels, check_training_data, values_checked
 from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
 from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
-from .settings import cuda_graphs_enabled, default_device
+from .settings import cuda_graphs_enabled, resolve_device
 from .utils import eval_mode, inference_batch, seeded
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
@@ -39,6 +40,7 @@ QUICK_EPOCHS = 2
 QUICK_TRAIN_SIZE = 6000
 
 SCHEDULES = ("constant", "onecycle")
+LABELLED_KINDS = ("classifier", "multistage", "cvae")  # models whose loss or input uses the class labels
 PRECISIONS = ("fp32", "bf16")
 
 # A loss function maps a batch (x, y) to named loss parts: 0-d tensors for one
@@ -99,10 +101,18 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
-        if self.beta < 0 or self.gamma < 0 or self.adv_weight < 0:
-            raise ValueError(f"beta, gamma and adv_weight must be >= 0, got {self.beta}, {self.gamma}, {self.adv_weight}")
+        for name in ("epochs", "batch_size", "seed", "train_size"):
+            value = getattr(self, name)
+            if name == "train_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+                raise ValueError(f"{name} must be a whole number >= {0 if name == 'seed' else 1}, got {value!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
+        for name in ("beta", "gamma", "adv_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")  # NaN too
         if self.adversarial not in GENERATOR_LOSSES:
             raise ValueError(f"adversarial must be one of {GENERATOR_LOSSES}, got {self.adversarial!r}")
 
@@ -324,7 +334,10 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_
     forked RNG seeded with ``seed``: evaluating never shifts the training's
     random stream, and the same model always gets the same number.
     """
-    with eval_mode(model) as dev:
+    check_images(x, values=True)  # once, here, rather than at every batch
+    labelled = getattr(getattr(model, "config", None), "kind", None) in LABELLED_KINDS
+    check_labels(y, model.config.n_classes if labelled else None, batch=len(x), values=True)
+    with eval_mode(model) as dev, values_checked():
         result = evaluate_fn(loss_fn(model, replace(cfg, precision="fp32")), x.to(dev), y.to(dev), batch_size=batch_size, seed=seed)
     return {k: float(v) for k, v in result.items()}
 
@@ -363,6 +376,11 @@ def training_epochs(
     ``idx`` (the two-player loop's, :func:`fit_adversarial`), in place of one Adam step on ``train_loss``.
     """
     trainee.to(device)
+    # The data's values are checked here, once per fit, on the CPU where they live (about 20 ms for MNIST);
+    # the steps then run inside values_checked(), so no model call checks them again (a host sync per step
+    # on a GPU). Shapes and dtypes are still checked at every call, which costs nothing.
+    cfg_model = getattr(trainee, "config", None)
+    check_training_data(data, n_classes=cfg_model.n_classes if getattr(cfg_model, "kind", None) in LABELLED_KINDS else None)
     torch.manual_seed(seeds[0])  # the reparameterisation noise of training
     shuffles = [torch.Generator().manual_seed(s) for s in seeds]
     if len(set(seeds)) == 1:
@@ -396,9 +414,10 @@ def training_epochs(
             watch.start(epoch)
             trainee.train()
             order = epoch_order(len(x_train), shuffles, device)
-            train = train_epoch(step, order, cfg.batch_size, watch, scheduler)
-            with eval_mode(trainee):
-                test = evaluate_fn(eval_loss, x_test, y_test)
+            with values_checked():  # per epoch, never across a yield: the caller's own calls stay checked
+                train = train_epoch(step, order, cfg.batch_size, watch, scheduler)
+                with eval_mode(trainee):
+                    test = evaluate_fn(eval_loss, x_test, y_test)
             train, test = _to_host(train), _to_host(test)  # the epoch's one full host sync
             yield {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
 
@@ -422,7 +441,7 @@ def fit(
     Raises:
         TrainingDiverged: the loss became NaN or inf (the message names epoch and step).
     """
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     epochs = training_epochs(model, loss_fn(model, cfg), loss_fn(model, replace(cfg, precision="fp32")), data, cfg,
                              seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every)
     return History(list(epochs))
@@ -549,7 +568,7 @@ def fit_adversarial(
     losses (``History.curve``) and sample grids from one fixed noise batch at the
     :func:`snapshot_steps` (``History.snapshots``).
     """
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     if cfg.schedule != "constant" or cfg.precision != "fp32" or cfg.binarize:
         raise ValueError("the two-player loop trains at a constant learning rate, in fp32, on grey images")
     steps = math.ceil(len(data.x_train) / cfg.batch_size)

@@ -92,7 +92,10 @@ def test_bad_arguments_give_usage_and_exit_2(argv, capsys):
 def test_unknown_experiment_is_a_usage_error(capsys):
     assert main(["train", "no_such_model"]) == 2
     err = capsys.readouterr().err
-    assert "unknown experiment 'no_such_model'" in err and "ae_d2" in err
+    assert err == ("genvae: error: unknown experiment 'no_such_model'; `genvae list` (or genvae.experiments.REGISTRY) "
+                   "has all 70 known names\n")
+    assert main(["train", "vae_2d"]) == 2  # a near miss gets the nearest names
+    assert "unknown experiment 'vae_2d'; did you mean vae_d8, vae_d2, vae_d16?" in capsys.readouterr().err
 
 
 def test_missing_data_is_an_error_message_not_a_traceback(monkeypatch, tmp_path, capsys):
