@@ -5,9 +5,10 @@
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME]
     genvae data check [--root DIR]
 
-Exit codes: 0 done; 1 an error, told in one line ``genvae: error: ...`` (bad values in the environment,
-missing data, a diverged training...); 2 a usage error (an unknown command, option or experiment name, a bad
-option value: argparse's usage and message); 130 interrupted (Ctrl-C), with ``genvae: interrupted``.
+Exit codes: 0 done; 2 the command line is wrong (an unknown command or option, a bad option value: argparse's
+usage and message; an unknown experiment name, or ``--only`` matching none: one line ``genvae: error: ...``);
+1 anything else is wrong (a bad value in the environment, missing data, a diverged training...), told in one
+line ``genvae: error: ...``; 130 interrupted (Ctrl-C), with ``genvae: interrupted``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def _device(text: str):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+
     p = argparse.ArgumentParser(prog="genvae", description="Train and inspect the models of the genvae book.")
     p.add_argument("--version", action="version", version=f"genvae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="train every model the book needs")
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
-    r.add_argument("--dataset", default=None, metavar="NAME",
+    r.add_argument("--dataset", default=None, metavar="NAME", choices=sorted(DATASETS),
                    help="train the book's models for this data set: mnist or fashion-mnist "
                         "(default: GENVAE_DATASET, else mnist)")
     r.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
@@ -118,9 +121,9 @@ def _cmd_reproduce(args) -> int:
     from .experiments import book_experiments, default_jobs, reproduce
     from .settings import book_dataset, resolve_device
 
-    dataset = args.dataset or book_dataset()
+    dataset = args.dataset or book_dataset()  # --dataset is one of DATASETS (argparse checked it)
     if dataset not in DATASETS:
-        raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted(DATASETS)}")
+        raise ValueError(f"GENVAE_DATASET={dataset!r} is not a data set: choose {' or '.join(sorted(DATASETS))}")
     todo = [e for e in book_experiments(dataset) if args.only in e.name]
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")

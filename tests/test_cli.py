@@ -31,7 +31,9 @@ def test_reproduce_picks_the_data_set(capsys, monkeypatch):
     monkeypatch.setenv("GENVAE_DATASET", "fashion-mnist")
     assert main(["reproduce", "--quick", "--only", "ae_d32", "--jobs", "1"]) == 0
     assert "1 already cached" in capsys.readouterr().out
-    assert main(["reproduce", "--quick", "--dataset", "cifar"]) == 1
+    with pytest.raises(SystemExit) as e:  # an unknown --dataset is a usage error
+        main(["reproduce", "--quick", "--dataset", "cifar"])
+    assert e.value.code == 2
 
 
 def test_train_quick_then_hit_the_cache(capsys):
