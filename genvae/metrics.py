@@ -298,7 +298,8 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
         raise ValueError(f"expected two feature sets (N, F) of one width F, at least 2 rows each, got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    f = a.shape[1]
+    cov_a, cov_b = torch.cov(a.T).reshape(f, f), torch.cov(b.T).reshape(f, f)  # (F, F), also for F = 1
     vals, vecs = torch.linalg.eigh(cov_a)
     sqrt_a = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
     tr_covmean = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
