@@ -294,7 +294,7 @@ def test_each_bad_command_line_gets_its_exit_code_and_line(row, monkeypatch, cap
         assert len(err.splitlines()) == 1  # one line
 
 
-# --- real processes: the exit codes 1, 2 and 130 ------------------------------------------------------
+# --- real processes: the exit codes 1 and 130 (2: tests/test_cli.py::test_console_entry_point_runs) ---
 
 
 def _env(**extra) -> dict:
@@ -309,14 +309,6 @@ def test_an_error_exits_1_with_one_line_even_at_import_time(tmp_path):
     assert r.returncode == 1
     assert r.stderr == (f"genvae: error: GENVAE_DEVICE='nosuch' is not a device: choose cpu, cuda or mps "
                         f"(available here: {HERE})\n")
-
-
-def test_a_usage_error_exits_2_with_the_usage(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "genvae", "train", "ae_d2", "--frobnicate"], capture_output=True,
-                       text=True, timeout=120, env=_env(GENVAE_CACHE=str(tmp_path)))
-    assert r.returncode == 2
-    assert r.stderr.startswith("usage: genvae") and r.stderr.endswith(
-        "genvae: error: unrecognized arguments: --frobnicate\n")
 
 
 def _genvae_processes(marker: str) -> list[int]:

@@ -114,5 +114,6 @@ def test_missing_data_is_an_error_message_not_a_traceback(monkeypatch, tmp_path,
 def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "genvae", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "reproduce" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "genvae", "train"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "genvae", "train", "ae_d2", "--frobnicate"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a usage error: the usage, then the problem
+    assert r.stderr.startswith("usage: genvae") and r.stderr.endswith("genvae: error: unrecognized arguments: --frobnicate\n")
