@@ -7,7 +7,8 @@ check reads the data, and on a GPU reading a result on the host waits for the de
 sync), which the training loop avoids at every step (see :mod:`genvae.train`). So values are checked
 
 * on **CPU tensors**, at every call of a model (``forward``, ``encode``, ``embed``, ``reconstruct``...):
-  one pass of ``torch.aminmax``, about 25 us for a batch of 128 images on one core, well under 1% of a step;
+  one pass of ``torch.aminmax``, about 40 us for a batch of 128 images on one core (0.2% of an MLP VAE's
+  forward and backward pass, 19 ms; inside a fit the shape and dtype checks alone cost about 3 us);
 * **once per call** of the evaluation helpers (:mod:`genvae.latent`, :mod:`genvae.metrics`,
   :func:`genvae.train.evaluate`), on the whole input, before its batches move to the model's device;
 * **once per fit**, on the whole training and test set, when the data enter the training loop
@@ -29,8 +30,9 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-__all__ = ["IMAGE_SHAPE", "check_images", "check_pixel_values", "check_codes", "check_labels", "check_count",
-           "check_pair", "check_same_length", "check_training_data", "values_checked", "checking_values"]
+__all__ = ["IMAGE_SHAPE", "check_images", "check_pixel_values", "check_codes", "check_labels", "check_label_values",
+           "check_count", "check_pair", "check_same_length", "check_training_data", "values_checked",
+           "checking_values"]
 
 IMAGE_SHAPE = (1, 28, 28)
 
@@ -138,9 +140,14 @@ def check_labels(y, n_classes: int | None = None, batch: int | None = None, *, v
         want = "(B,)" if batch is None else f"({batch},), one per image"
         raise ValueError(f"expected {name} of shape {want}, got {tuple(y.shape)}")
     if n_classes is not None and len(y) and (values or (values is None and checking_values(y))):
-        lo, hi = (int(v) for v in torch.aminmax(y))
-        if lo < 0 or hi >= n_classes:
-            raise ValueError(f"expected {name} in [0, {n_classes}), got {lo}..{hi}")
+        check_label_values(y, n_classes, name)
+
+
+def check_label_values(y: Tensor, n_classes: int, name: str = "class labels") -> None:
+    """Raise ``ValueError`` unless every label is in [0, n_classes) (reads the data: a host sync on a GPU)."""
+    lo, hi = (int(v) for v in torch.aminmax(y))
+    if lo < 0 or hi >= n_classes:
+        raise ValueError(f"expected {name} in [0, {n_classes}), got {lo}..{hi}")
 
 
 def check_count(n, name: str = "n", minimum: int = 1) -> int:

@@ -216,6 +216,45 @@ def test_each_bad_input_gets_its_message(row, monkeypatch):
     assert got == row.message.replace("{empty}", str(_empty()))
 
 
+# --- where values are read: once per fit, never per step; never on another device ---------------------
+
+
+def test_the_training_loop_reads_the_values_once_per_fit_not_per_step(monkeypatch):
+    """Pixel and label values are read when the data enter fit (train and test set: one read each), not at
+    each of the steps and evaluations that follow (on a GPU each read would be a host sync)."""
+    from genvae import checks
+
+    reads = {"pixels": 0, "labels": 0}
+    real_pixels, real_labels = checks.check_pixel_values, checks.check_label_values
+
+    def count(kind, real):
+        def counted(*a, **k):
+            reads[kind] += 1
+            return real(*a, **k)
+        return counted
+
+    monkeypatch.setattr(checks, "check_pixel_values", count("pixels", real_pixels))
+    monkeypatch.setattr(checks, "check_label_values", count("labels", real_labels))
+    x, y = _x(40), torch.arange(40) % 10
+    data = ImageData("mnist", tuple("0123456789"), x, y, x[:16], y[:16], x[:0], y[:0])
+    history = fit(build_model(ModelConfig("cvae", latent_dim=2, hidden=(8,))), data,
+                  TrainConfig(epochs=2, batch_size=8), progress=False)  # a CVAE: its forward takes the labels too
+    assert len(history.epochs) == 2  # 10 steps and 2 test evaluations, each calling the model
+    assert reads == {"pixels": 2, "labels": 2}
+    _model("ae")(x)  # ...while outside a fit, a call on CPU tensors reads them again
+    assert reads["pixels"] == 3
+
+
+def test_values_on_another_device_are_not_read_per_call():
+    """A tensor off the CPU (here on the 'meta' device, which has no values at all) gets its shape and
+    dtype checked, and no read: on a GPU that read would wait for the device."""
+    from genvae.checks import check_images
+
+    check_images(torch.empty(2, 1, 28, 28, device="meta"))  # no values to read, and none read
+    with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\), got \(2, 784\)"):
+        check_images(torch.empty(2, 784, device="meta"))
+
+
 # --- the command line: exit code and the last line of stderr ------------------------------------------
 
 
