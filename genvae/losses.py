@@ -54,10 +54,18 @@ def _check_recon(kind: str) -> None:
 
 
 def _check_targets(x_logits: Tensor, x: Tensor, samples: bool = False) -> None:
-    """Logits and images must have one shape (``samples``: logits may have leading sample dimensions), or
-    broadcasting would pair pixels of different images without a word. Shapes only: no host sync."""
-    tail = tuple(x_logits.shape[max(0, x_logits.dim() - x.dim()):]) if samples else tuple(x_logits.shape)
-    if tail != tuple(x.shape) or x.dim() < 3:
+    """Logits and images must have one shape, or broadcasting would pair pixels of different images without
+    a word. With ``samples``, the logits may also have leading sample dimensions and x a batch of 1 (one image
+    against many decodings), as long as x broadcasts to the logits' shape. Shapes only: no host sync."""
+    ok = x.dim() >= 3 and tuple(x_logits.shape[-3:]) == tuple(x.shape[-3:])
+    if ok and samples:
+        try:
+            ok = torch.broadcast_shapes(x_logits.shape, x.shape) == x_logits.shape
+        except RuntimeError:
+            ok = False
+    elif ok:
+        ok = x_logits.shape == x.shape
+    if not ok:
         also = " (or (S, B, 1, 28, 28): S samples per image)" if samples else ""
         raise ValueError(f"x_logits {tuple(x_logits.shape)} and images x {tuple(x.shape)} do not match: "
                          f"expected x (B, 1, 28, 28) and x_logits of the same shape{also}")

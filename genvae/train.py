@@ -20,6 +20,7 @@ see :mod:`genvae.stack`): the loss parts then have one entry per member.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Iterator
@@ -40,8 +41,8 @@ QUICK_EPOCHS = 2
 QUICK_TRAIN_SIZE = 6000
 
 SCHEDULES = ("constant", "onecycle")
-LABELLED_KINDS = ("classifier", "multistage", "cvae")  # models whose loss or input uses the class labels
 PRECISIONS = ("fp32", "bf16")
+LABELLED_KINDS = ("classifier", "multistage", "cvae")  # models whose loss or input uses the class labels
 
 # A loss function maps a batch (x, y) to named loss parts: 0-d tensors for one
 # model, (N,) tensors for a stack of N models.
@@ -102,17 +103,19 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("epochs", "batch_size", "seed", "train_size"):
-            value = getattr(self, name)
+            value, least = getattr(self, name), 0 if name == "seed" else 1
             if name == "train_size" and value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"{name} must be a whole number >= {0 if name == 'seed' else 1}, got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))  # a numpy integer becomes an int (JSON, cache keys)
+        # Numbers are left as given (1 and 1.0 are different cache keys); NaN and infinity fail the range test.
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
         for name in ("beta", "gamma", "adv_weight"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")  # NaN too
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if self.adversarial not in GENERATOR_LOSSES:
             raise ValueError(f"adversarial must be one of {GENERATOR_LOSSES}, got {self.adversarial!r}")
 
@@ -375,12 +378,13 @@ def training_epochs(
     ``make_step(x_train, y_train)``, if given, returns the function that trains on the batch of indices
     ``idx`` (the two-player loop's, :func:`fit_adversarial`), in place of one Adam step on ``train_loss``.
     """
-    trainee.to(device)
     # The data's values are checked here, once per fit, on the CPU where they live (about 20 ms for MNIST);
     # the steps then run inside values_checked(), so no model call checks them again (a host sync per step
     # on a GPU). Shapes and dtypes are still checked at every call, which costs nothing.
-    cfg_model = getattr(trainee, "config", None)
-    check_training_data(data, n_classes=cfg_model.n_classes if getattr(cfg_model, "kind", None) in LABELLED_KINDS else None)
+    model_cfg = getattr(trainee, "config", None)
+    labelled = getattr(model_cfg, "kind", None) in LABELLED_KINDS
+    check_training_data(data, n_classes=model_cfg.n_classes if labelled else None)
+    trainee.to(device)
     torch.manual_seed(seeds[0])  # the reparameterisation noise of training
     shuffles = [torch.Generator().manual_seed(s) for s in seeds]
     if len(set(seeds)) == 1:
