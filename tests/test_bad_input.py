@@ -388,19 +388,23 @@ def test_ctrl_c_exits_130_and_stops_the_worker_processes(tmp_path):
     assert _genvae_processes(str(cache_dir)) == []
 
 
+def _code(text: str) -> str:
+    """Inline Markdown code, also for text holding backticks."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def markdown_table() -> str:
     """The rows above as the Markdown tables the issue note quotes."""
     lines = ["| input | error | message |", "|---|---|---|"]
     for r in ROWS:
         msg = r.message.replace("{empty}", "<the folder>").replace("\n", " ⏎ ").replace("|", "\\|")
-        lines.append(f"| {r.what}{' (' + ', '.join(f'{k}={v}' for k, v in r.env.items()) + ')' if r.env else ''} "
-                     f"| {r.error.__name__} | `{msg}` |")
+        lines.append(f"| {r.what} | {r.error.__name__} | {_code(msg)} |")
     lines += ["", "| command line | exit | stderr (last line) |", "|---|---|---|"]
     for r in CLI_ROWS:
         env = " ".join(f"{k}={v}" for k, v in (r.env or {}).items()).replace("{empty}", "<empty folder>")
         cmd = f"{env + ' ' if env else ''}genvae {' '.join(r.argv)}"
         msg = r.last_line.replace("{empty}", "<empty folder>").replace("|", "\\|")
-        lines.append(f"| `{cmd}` | {r.code} | {'usage, then ' if r.usage else ''}`{msg}` |")
+        lines.append(f"| `{cmd}` | {r.code} | {'usage, then ' if r.usage else ''}{_code(msg)} |")
     lines.append("| Ctrl-C (SIGINT) during `genvae reproduce` / `train` | 130 | `genvae: interrupted` |")
     return "\n".join(lines)
 
