@@ -35,10 +35,9 @@ from torch import nn
 from . import checkpoint
 from .models import ModelConfig
 from .resume import ResumeStore, resume_path
-from .settings import cache_root, quick_mode
+from .settings import cache_root, quick_mode, resolve_device
 from .stack import fit_stack, stack_key
 from .train import History, TrainConfig, train_model
-from .utils import resolve_device
 
 CACHE_FORMAT = 2  # bump when the meaning of stored weights changes (2: the device-minded loop)
 

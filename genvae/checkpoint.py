@@ -36,7 +36,8 @@ from torch import nn
 
 from . import __version__
 from .models import ModelConfig, build_model, model_from_state
-from .utils import file_digest, resolve_device
+from .settings import resolve_device
+from .utils import file_digest
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"

@@ -5,6 +5,11 @@
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME] [--check [--rtol R]]
     genvae data check [--root DIR]
     genvae cache list | verify | prune [--dry-run] [--cache DIR]
+
+Exit codes: 0 done; 2 the command line is wrong (an unknown command or option, a bad option value: argparse's
+usage and message; an unknown experiment name, or ``--only`` matching none: one line ``genvae: error: ...``);
+1 anything else is wrong (a bad value in the environment, missing data, a diverged training...), told in one
+line ``genvae: error: ...``; 130 interrupted (Ctrl-C), with ``genvae: interrupted``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(text: str):
+    """``--device``: a device this machine has, else a usage error naming cpu, cuda, mps and those available."""
+    from .settings import resolve_device
+
+    try:
+        return resolve_device(text, source="")  # argparse says "argument --device: 'x' is not a device..."
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .data import DATASETS
+
     p = argparse.ArgumentParser(prog="genvae", description="Train and inspect the models of the genvae book.")
     p.add_argument("--version", action="version", version=f"genvae {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,15 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     t.add_argument("--retrain", action="store_true",
                    help="ignore a cached model (and any resume state) and train again from the start")
-    t.add_argument("--device", help="cpu, cuda, mps... (default: CUDA, then MPS, then CPU)")
+    t.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
 
     r = sub.add_parser("reproduce", help="train every model the book needs")
     r.add_argument("--quick", action="store_true", help="quick mode: few epochs on a subset")
     r.add_argument("--only", default="", metavar="SUBSTRING", help="only experiments whose name contains this")
-    r.add_argument("--dataset", default=None, metavar="NAME",
+    r.add_argument("--dataset", default=None, metavar="NAME", choices=sorted(DATASETS),
                    help="train the book's models for this data set: mnist or fashion-mnist "
                         "(default: GENVAE_DATASET, else mnist)")
-    r.add_argument("--device", help="cpu, cuda, mps...")
+    r.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     r.add_argument("--jobs", type=_positive_int, default=None,
                    help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
     r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
@@ -135,12 +152,11 @@ def _cmd_reproduce(args) -> int:
     """Train every missing model, saying what is done, what is left and about how long it will take."""
     from .data import DATASETS
     from .experiments import book_experiments, default_jobs, reproduce
-    from .settings import book_dataset
-    from .utils import resolve_device
+    from .settings import book_dataset, resolve_device
 
-    dataset = args.dataset or book_dataset()
+    dataset = args.dataset or book_dataset()  # --dataset is one of DATASETS (argparse checked it)
     if dataset not in DATASETS:
-        raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted(DATASETS)}")
+        raise ValueError(f"GENVAE_DATASET={dataset!r} is not a data set: choose {' or '.join(sorted(DATASETS))}")
     todo = [e for e in book_experiments(dataset) if args.only in e.name]
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
@@ -260,8 +276,13 @@ def _env_quick() -> bool:
     return quick_mode()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _error(message) -> None:
+    """``genvae: error: ...`` on one line (a multi-line message, such as missing data's, joined)."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    print(f"genvae: error: {text}", file=sys.stderr)
+
+
+def _run(args) -> int:
     try:
         if args.command == "list":
             return _cmd_list()
@@ -272,14 +293,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cache":
             return _cmd_cache(args)
         return _cmd_data_check(args)
-    except KeyError as e:  # unknown experiment: a usage problem
-        print(f"genvae: error: {e.args[0]}", file=sys.stderr)
+    except KeyError as e:  # an unknown experiment, or --only matching none: a usage problem, like a bad choice
+        _error(e.args[0] if e.args else e)
         return 2
     except (ValueError, RuntimeError, OSError) as e:  # bad values, missing data, divergence
-        print(f"genvae: error: {e}", file=sys.stderr)
+        _error(e)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code (see the module doc).
+
+    A KeyboardInterrupt anywhere in it (Ctrl-C, or SIGINT from another process) ends it with
+    ``genvae: interrupted`` and 130 (128 + SIGINT, the shells' convention); models finished before it
+    stay cached. Usage errors leave through argparse's ``SystemExit(2)``.
+    """
+    try:
+        return _run(_parser().parse_args(argv))
     except KeyboardInterrupt:
-        print("genvae: interrupted; finished models stay cached", file=sys.stderr)
+        print("genvae: interrupted", file=sys.stderr)
         return 130
 
 

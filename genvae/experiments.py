@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -291,7 +292,36 @@ def _peak_rss() -> int:
 
 
 def _init_worker(threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     torch.set_num_threads(threads)
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT in the block (main thread only), so that processes started in it inherit SIG_IGN and a
+    Ctrl-C sent to the whole process group cannot interrupt them while they import torch (a traceback)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _stop_workers(pool) -> None:
+    """End a process pool's workers now, losing the units they train (finished models are already cached,
+    and the cache writes each file atomically)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # pid -> Process; shutdown drops it
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def default_jobs(device: torch.device) -> int:
@@ -322,9 +352,9 @@ def reproduce(
     loses only the units in flight.
     ``on_unit(result, progress)`` is called as each unit finishes.
     """
-    from .settings import default_device
+    from .settings import resolve_device
 
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     stack = device.type == "cuda" if stack is None else stack
     jobs = default_jobs(device) if jobs is None else jobs
     units = plan([e for e in experiments if not e.is_cached(quick)], stack)
@@ -378,8 +408,9 @@ def reproduce(
         with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as pool:
             try:
-                for _ in range(jobs - 1):
-                    submit(pool)
+                with _sigint_ignored():  # the workers start here and inherit it
+                    for _ in range(jobs - 1):
+                        submit(pool)
                 while (i := take()) is not None:
                     finished(units[i], *_train_unit(units[i], quick, str(device), stack, progress=True), flops[i])
                     report_workers(block=False)
@@ -387,6 +418,7 @@ def reproduce(
             except BaseException:
                 with lock:
                     todo.clear()  # nothing new starts; finished models are already in the cache
+                _stop_workers(pool)  # they ignore Ctrl-C: an interruption stops them from here, at once
                 raise
     finally:
         torch.set_num_threads(threads_before)
@@ -394,8 +426,13 @@ def reproduce(
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; ``KeyError`` listing the known names otherwise."""
+    """The experiment called ``name``; otherwise ``KeyError`` naming the closest known names."""
     try:
         return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown experiment {name!r}; known: {', '.join(REGISTRY)}") from None
+    except (KeyError, TypeError):
+        import difflib
+
+        close = difflib.get_close_matches(str(name), REGISTRY, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise KeyError(f"unknown experiment {name!r}; {hint}`genvae list` (or genvae.experiments.REGISTRY) "
+                       f"has all {len(REGISTRY)} known names") from None

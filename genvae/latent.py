@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import check_codes, check_count, check_images, check_labels
 from .utils import eval_mode, inference_batch
 
 __all__ = [
@@ -20,6 +21,7 @@ def encode(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> 
 
     Uses ``model.embed``: the code z for an AE, the posterior mean for a VAE.
     """
+    check_images(x, values=True)  # once, on the whole input, before its batches move to the model's device
     with eval_mode(model) as dev:
         return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
@@ -27,6 +29,7 @@ def encode(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> 
 @torch.no_grad()
 def decode(model: nn.Module, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``."""
+    check_codes(z, getattr(getattr(model, "config", None), "latent_dim", None))
     with eval_mode(model) as dev:
         return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size or inference_batch(dev))])
 
@@ -34,12 +37,17 @@ def decode(model: nn.Module, z: torch.Tensor, batch_size: int | None = None) -> 
 @torch.no_grad()
 def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Deterministic reconstructions in [0, 1] of images ``(N, 1, 28, 28)``, computed where the model is."""
+    check_images(x, values=True)
     with eval_mode(model) as dev:
         return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 def centroids(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
     """Class means c(k) = mean of the codes of class k, ``(K, D)``."""
+    check_codes(z, name="codes z")
+    check_labels(y, batch=len(z), name="labels y")
+    if len(y) == 0:
+        raise ValueError("no codes: cannot take centroids of an empty set")
     n_classes = n_classes or int(y.max()) + 1
     missing = [k for k in range(n_classes) if not (y == k).any()]
     if missing:
@@ -68,8 +76,10 @@ def line_path(c_a: torch.Tensor, c_b: torch.Tensor, n_frames: int) -> torch.Tens
 
     Returns ``(n_frames, D)``, evenly spaced, first row c_a and last row c_b.
     """
-    if n_frames < 2:
-        raise ValueError(f"n_frames must be >= 2, got {n_frames}")
+    n_frames = check_count(n_frames, "n_frames", minimum=2)
+    if c_a.dim() != 1 or c_a.shape != c_b.shape:
+        raise ValueError(f"c_a and c_b must be two points of one space, (D,) each, got {tuple(c_a.shape)} and "
+                         f"{tuple(c_b.shape)}")
     delta = c_b - c_a
     length = delta.norm()
     if length == 0:
@@ -85,6 +95,8 @@ def tour(c: torch.Tensor, order: list[int], frames_per_leg: int) -> tuple[torch.
     Returns the stacked points and, per point, the ``(a, b)`` leg it lies on.
     The shared endpoint of two legs appears once.
     """
+    if len(order) < 2 or any(not 0 <= int(k) < len(c) for k in order):
+        raise ValueError(f"a tour needs at least two of the {len(c)} centroids' indices (0 to {len(c) - 1}), got {list(order)}")
     points, legs = [], []
     for i, (a, b) in enumerate(zip(order[:-1], order[1:])):
         path = line_path(c[a], c[b], frames_per_leg)
@@ -102,6 +114,9 @@ class FittedGaussian:
     """
 
     def __init__(self, z: torch.Tensor):
+        check_codes(z)
+        if len(z) < 2:
+            raise ValueError(f"fitting a Gaussian needs at least 2 codes, got {len(z)}")
         self.mean = z.mean(0)
         self.cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
         jitter = 1e-6 * self.cov.diagonal().mean() * torch.eye(z.shape[1])
@@ -165,6 +180,7 @@ class CodePlane:
     """
 
     def __init__(self, z: torch.Tensor):
+        check_codes(z)
         z = z.detach().float().cpu()
         self.dim = z.shape[1]
         if self.dim < 2:

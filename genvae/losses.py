@@ -53,6 +53,30 @@ def _check_recon(kind: str) -> None:
         raise ValueError(f"reconstruction loss must be one of {RECON_KINDS}, got {kind!r}")
 
 
+def _check_targets(x_logits: Tensor, x: Tensor, samples: bool = False) -> None:
+    """Logits and images must have one shape, or broadcasting would pair pixels of different images without
+    a word. With ``samples``, the logits may also have leading sample dimensions and x a batch of 1 (one image
+    against many decodings), as long as x broadcasts to the logits' shape. Shapes only: no host sync."""
+    ok = x.dim() >= 3 and tuple(x_logits.shape[-3:]) == tuple(x.shape[-3:])
+    if ok and samples:
+        try:
+            ok = torch.broadcast_shapes(x_logits.shape, x.shape) == x_logits.shape
+        except RuntimeError:
+            ok = False
+    elif ok:
+        ok = x_logits.shape == x.shape
+    if not ok:
+        also = " (or (S, B, 1, 28, 28): S samples per image)" if samples else ""
+        raise ValueError(f"x_logits {tuple(x_logits.shape)} and images x {tuple(x.shape)} do not match: "
+                         f"expected x (B, 1, 28, 28) and x_logits of the same shape{also}")
+
+
+def _check_weight(name: str, value) -> None:
+    """A Python number weighting a loss term must be >= 0 (a tensor of weights, a stack's, is the caller's)."""
+    if isinstance(value, (int, float)) and not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
 _IMAGE_DIMS = (-3, -2, -1)
 
 
@@ -81,6 +105,7 @@ def decoder_log_prob(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tensor:
       minus the constant ``(784 / 2) log(pi)``.
     """
     _check_recon(kind)
+    _check_targets(x_logits, x, samples=True)
     if kind == "bce":
         return _image_dot(x_logits, x) - F.softplus(x_logits).sum(_IMAGE_DIMS)
     x_hat = torch.sigmoid(x_logits)
@@ -96,6 +121,7 @@ def reconstruction_loss(x_logits: Tensor, x: Tensor, kind: str = "mse") -> Tenso
     stable); MSE compares ``sigmoid(logits)`` with x. Sum over pixels, mean over batch.
     """
     _check_recon(kind)
+    _check_targets(x_logits, x)
     if kind == "bce":
         per_pixel = F.binary_cross_entropy_with_logits(x_logits, x, reduction="none")
     else:
@@ -109,6 +135,8 @@ def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
     KL = -1/2 (1 + log sigma^2 - mu^2 - sigma^2). Note the leading minus sign:
     the bracket is <= 0 and the KL is >= 0, with equality only at mu=0, sigma=1.
     """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape (B, D), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
@@ -178,6 +206,7 @@ def ae_loss(out: AEOutput, x: Tensor, recon: str = "mse") -> LossParts:
 
 def vae_loss(out: VAEOutput, x: Tensor, beta: float = 1.0, recon: str = "mse") -> LossParts:
     """Negative ELBO (beta = 1), or the beta-VAE objective: recon + beta * KL."""
+    _check_weight("beta", beta)
     r = reconstruction_loss(out.x_logits, x, recon)
     kl = gaussian_kl(out.mu, out.logvar)
     return LossParts(total=r + beta * kl, recon=r, kl=kl)
@@ -187,6 +216,7 @@ def multistage_loss(
     out: MultiStageOutput, x: Tensor, y: Tensor, beta: float = 1.0, gamma: float = 1.0, recon: str = "mse"
 ) -> LossParts:
     """recon + beta * KL + gamma * CE, with categorical cross-entropy over the K classes."""
+    _check_weight("gamma", gamma)
     parts = vae_loss(out, x, beta, recon)
     ce = F.cross_entropy(out.logits, y)
     return LossParts(total=parts.total + gamma * ce, recon=parts.recon, kl=parts.kl, ce=ce)

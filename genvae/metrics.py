@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_codes, check_count, check_images, check_labels, check_same_length
 from .losses import decoder_log_prob, gaussian_kl
 from .utils import eval_mode, inference_batch, noise_generator
 
@@ -53,6 +54,9 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None
     conditional = getattr(model, "conditional", False)
     if conditional and y is None:
         raise ValueError("a conditional model reconstructs with the class of every image: pass y")
+    check_images(x, values=True)  # once, here: the batches then move to the model's device unchecked
+    if conditional:
+        check_labels(y, model.config.n_classes, batch=len(x), values=True)
     with eval_mode(model) as dev:
         total = torch.zeros((), dtype=torch.float64, device=dev)
         bs = batch_size or inference_batch(dev)
@@ -70,6 +74,8 @@ def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int 
     Returns ``{"recon_nll": E_q[-log p(x|z)], "kl": KL(q||p), "elbo": -(recon_nll + kl)}``.
     The z samples come from a generator on the model's device seeded with ``seed``.
     """
+    _check_vae(model, "elbo")
+    check_images(x, values=True)
     with eval_mode(model) as dev:
         g = noise_generator(seed, dev)
         nll = torch.zeros((), dtype=torch.float64, device=dev)
@@ -96,6 +102,9 @@ def iwae_bound(
     one call (which bounds the memory), and summing on the device. The importance samples come from a
     generator on the model's device seeded with ``seed``.
     """
+    _check_vae(model, "iwae_bound")
+    check_images(x, values=True)
+    k, batch_size, max_codes = check_count(k, "k"), check_count(batch_size, "batch_size"), check_count(max_codes, "max_codes")
     log2pi = math.log(2 * math.pi)
     with eval_mode(model) as dev:
         g = noise_generator(seed, dev)
@@ -116,6 +125,12 @@ def iwae_bound(
                 log_w.append(log_px + log_pz - log_qz)
             total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
     return float(total) / len(x)
+
+
+def _check_vae(model: nn.Module, what: str) -> None:
+    """A likelihood bound needs q(z|x): a model with ``encode`` giving (mu, logvar) and no labels."""
+    if not hasattr(model, "encode") or getattr(model, "conditional", False):
+        raise ValueError(f"{what} needs a VAE (a model with encode(x) -> mu, logvar), got {type(model).__name__}")
 
 
 @torch.no_grad()
@@ -152,6 +167,12 @@ def knn_accuracy(
     """Accuracy of a k-nearest-neighbour classifier in latent space (fit on train, score on test)."""
     from sklearn.neighbors import KNeighborsClassifier  # sklearn takes a second to import
 
+    check_same_length(z_train=z_train, y_train=y_train)
+    check_same_length(z_test=z_test, y_test=y_test)
+    k = check_count(k, "k")
+    if k > len(z_train):
+        raise ValueError(f"k = {k} neighbours, but only {len(z_train)} training codes")
+
     knn = KNeighborsClassifier(n_neighbors=k).fit(np.asarray(z_train), np.asarray(y_train))
     return float(knn.score(np.asarray(z_test), np.asarray(y_test)))
 
@@ -160,6 +181,7 @@ def silhouette(z: torch.Tensor, y: torch.Tensor, sample_size: int | None = 5000,
     """Mean silhouette coefficient of the class clusters, in [-1, 1] (higher = better separated)."""
     from sklearn.metrics import silhouette_score
 
+    check_same_length(z=z, y=y)
     n = len(z)
     size = None if sample_size is None or sample_size >= n else sample_size
     return float(silhouette_score(np.asarray(z), np.asarray(y), sample_size=size, random_state=seed))
@@ -167,18 +189,25 @@ def silhouette(z: torch.Tensor, y: torch.Tensor, sample_size: int | None = 5000,
 
 def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     """Latent dimensions whose posterior mean varies across the data (Cov_x[E_q z] > threshold)."""
+    check_codes(mu, name="posterior means mu")
+    if len(mu) < 2:
+        raise ValueError(f"a variance needs at least 2 codes, got {len(mu)}")
     return int((mu.var(0) > threshold).sum())
 
 
 @torch.no_grad()
 def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Class probabilities ``(N, K)`` from a classifier (anything returning ``.logits``)."""
+    check_images(x, values=True)
     with eval_mode(classifier) as dev:
         return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     """Share of correct predictions; ``pred`` holds class indices ``(N,)`` or scores ``(N, K)``."""
+    if pred.dim() not in (1, 2) or y.dim() != 1 or len(pred) != len(y):
+        raise ValueError(f"expected predictions (N,) or scores (N, K) and labels (N,), got {tuple(pred.shape)} "
+                         f"and {tuple(y.shape)}")
     if pred.dim() == 2:
         pred = pred.argmax(1)
     return float((pred == y).double().mean())
@@ -204,6 +233,8 @@ def off_path_rate(
     if min_confidence is not None:
         if confidence is None:
             raise ValueError("min_confidence needs the judge's confidence of every frame")
+        if confidence.shape != pred.shape:
+            raise ValueError(f"confidence must have the shape of pred, {tuple(pred.shape)}, got {tuple(confidence.shape)}")
         off = off & (confidence > min_confidence)
     if interior:
         if off.shape[-1] < 3:
@@ -239,6 +270,7 @@ class Judgement:
 @torch.no_grad()
 def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> Judgement:
     """Class probabilities and features of images ``(N, 1, 28, 28)`` in one pass, computed where the classifier is."""
+    check_images(x, values=True)
     probs, feats = [], []
     with eval_mode(classifier) as dev:
         for xb in x.split(batch_size or inference_batch(dev)):
@@ -251,6 +283,7 @@ def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None)
 @torch.no_grad()
 def features(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
+    check_images(x, values=True)
     with eval_mode(classifier) as dev:
         return torch.cat([classifier(xb.to(dev)).features.cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
@@ -265,8 +298,12 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     stable where S_a S_b is singular, which ``scipy.linalg.sqrtm`` warns about).
     """
     a, b = torch.as_tensor(feats_a, dtype=torch.float64), torch.as_tensor(feats_b, dtype=torch.float64)
+    if a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"expected two feature sets (N, F) of one width F, at least 2 rows each, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    f = a.shape[1]
+    cov_a, cov_b = torch.cov(a.T).reshape(f, f), torch.cov(b.T).reshape(f, f)  # (F, F), also for F = 1
     vals, vecs = torch.linalg.eigh(cov_a)
     sqrt_a = (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
     tr_covmean = torch.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a).clamp(min=0).sqrt().sum()
@@ -277,6 +314,7 @@ def class_entropy(pred: torch.Tensor, n_classes: int = 10) -> float:
     """Entropy in nats of the histogram of predicted classes (log K = every class equally often)."""
     if pred.dim() == 2:
         pred = pred.argmax(1)
+    check_labels(pred, n_classes, values=True, name="predicted classes")
     p = torch.bincount(pred, minlength=n_classes).double() / len(pred)
     p = p[p > 0]
     return max(0.0, float(-(p * p.log()).sum()))  # one class gives -0.0, shown as "-0.000"
@@ -305,6 +343,7 @@ def samples_collapsed(quality: dict[str, float], min_classes: float = 5.0) -> bo
 def sharpness(images: torch.Tensor) -> float:
     """Mean squared response of the 3x3 Laplacian over images ``(N, 1, 28, 28)``: the energy of their fine
     detail. A blurred image has less of it; pixel noise has more. Compare with real images, not with 0."""
+    check_images(images, size=None, values=False)  # any size of at least 3x3; values compared with real images
     kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     lap = torch.nn.functional.conv2d(images.detach().cpu().float(), kernel)  # (N, 1, 26, 26): interior pixels
     return float(lap.pow(2).mean())
@@ -314,6 +353,8 @@ def mean_pairwise_distance(feats: torch.Tensor, n_pairs: int = 20_000, seed: int
     """Mean Euclidean distance between random pairs of distinct rows of ``feats`` (a diversity measure)."""
     g = torch.Generator().manual_seed(seed)
     n = len(feats)
+    if n < 2:
+        raise ValueError(f"pairs of distinct rows need at least 2 rows, got {n}")
     i = torch.randint(n, (n_pairs,), generator=g)
     j = (i + torch.randint(1, n, (n_pairs,), generator=g)) % n  # never the same row
     return float((feats[i] - feats[j]).norm(dim=1).mean())

@@ -15,6 +15,7 @@ import torch
 from matplotlib.axes import Axes
 from PIL import Image
 
+from .checks import check_count, check_images, check_labels
 from .latent import CodePlane, decode, grid_codes
 from .models import ModelConfig
 
@@ -50,7 +51,12 @@ def _ax(ax: Axes | None, figsize=(6, 6)) -> Axes:
 
 
 def tile(images: torch.Tensor, nrow: int, pad: int = 1) -> np.ndarray:
-    """Arrange images ``(N, 1, H, W)`` into one 2-D array, ``nrow`` images per row."""
+    """Arrange images ``(N, 1, H, W)`` in [0, 1] into one 2-D array, ``nrow`` images per row.
+
+    Every figure of images goes through here, so images in [0, 255] (which the grey colour map, fixed to
+    [0, 1], would show all white) are refused here, with the fix."""
+    check_images(images, size=None, values=True)
+    nrow = check_count(nrow, "nrow")
     imgs = images.detach().cpu().float().squeeze(1).numpy()
     n, h, w = imgs.shape
     ncol_rows = -(-n // nrow)
@@ -105,6 +111,7 @@ def latent_scatter(
 ) -> Axes:
     """Latent codes ``(N, D)`` coloured by class ``(N,)``, with a legend. Codes with D > 2 are drawn in the
     plane of their top two principal directions (:class:`genvae.latent.CodePlane`), and the axes say so."""
+    check_labels(y, batch=len(z), name="classes y")
     plane = CodePlane(z)
     labels = plane.axis_labels
     ax = _ax(ax)
@@ -175,6 +182,7 @@ def frame_strip(
 
 def save_gif(frames: torch.Tensor, path: str | Path, ms_per_frame: int = 80, scale: int = 4) -> Path:
     """Write frames ``(F, 1, 28, 28)`` in [0, 1] as a looping animated GIF, enlarged ``scale`` times."""
+    check_images(frames, size=None, values=True)  # clamping [0, 255] frames would silently give white frames
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = (255 * (1 - frames.detach().cpu().clamp(0, 1).squeeze(1).numpy())).astype(np.uint8)  # dark digits on white

@@ -76,14 +76,55 @@ def pick(full, quick):
     return quick if quick_mode() else full
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The device types of :data:`DEVICE_TYPES` that this machine has, e.g. ``["cpu"]`` or ``["cpu", "cuda"]``."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (["mps"] if _mps_available() else [])
+
+
+def resolve_device(device: "torch.device | str | None" = None, source: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` (:func:`default_device` for ``None``), if this machine has it.
+
+    Accepts ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and ``"mps"``; anything else, or a device this machine lacks,
+    raises ``ValueError`` naming the choices and those available here (``source`` names where the value came
+    from, e.g. ``"--device"``), instead of torch's list of every device type it knows.
+    """
+    if device is None:
+        return default_device()
+    here = ", ".join(available_devices())
+    text = str(device).strip()
+    what = f"{source}={text!r}" if source.isupper() else f"{source} {text!r}".strip()  # GENVAE_DEVICE='x', device 'x'
+    try:
+        dev = torch.device(text) if isinstance(device, str) else device
+    except (RuntimeError, ValueError):
+        dev = None
+    if not isinstance(dev, torch.device) or dev.type not in DEVICE_TYPES:
+        raise ValueError(f"{what} is not a device: choose cpu, cuda or mps (available here: {here})")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{what} is not available: this machine has no CUDA GPU (available here: {here})")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise ValueError(f"{what} is not available: this machine has {n} CUDA GPU{'s' if n > 1 else ''} "
+                         f"(cuda:0{f' to cuda:{n - 1}' if n > 1 else ''})")
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError(f"{what} is not available: this machine has no Apple MPS (available here: {here})")
+    return dev
+
+
 def default_device() -> torch.device:
-    """``GENVAE_DEVICE`` if set, else CUDA, then Apple MPS, then CPU."""
-    env = os.environ.get("GENVAE_DEVICE")
+    """``GENVAE_DEVICE`` if set (checked by :func:`resolve_device`), else CUDA, then Apple MPS, then CPU."""
+    env = os.environ.get("GENVAE_DEVICE", "").strip()
     if env:
-        return torch.device(env)
+        return resolve_device(env, source="GENVAE_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 

@@ -41,7 +41,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from . import data as gdata
 from .models import ModelConfig, build_model, model_from_state
 from .resume import ResumeStore
-from .settings import default_device
+from .settings import resolve_device
 from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
 from .utils import init_seed
 
@@ -137,7 +137,7 @@ def fit_stack(
     keys = {stack_key(model_cfg, c) for c in train_cfgs}
     if len(keys) != 1:
         raise ValueError(f"configs of one stack may differ only in {STACK_FIELDS}")
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     cfg = train_cfgs[0]
     if data is None:
         data = gdata.load(cfg.dataset, train_size=cfg.train_size)

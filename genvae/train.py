@@ -31,6 +31,7 @@ see :mod:`genvae.stack`): the loss parts then have one entry per member.
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Iterator
@@ -39,11 +40,12 @@ import torch
 from torch import Tensor, nn
 
 from . import data as gdata
+from .checks import check_images, check_labels, check_training_data, values_checked
 from .frontend import progress_bar
 from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
 from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
 from .resume import ResumeStore
-from .settings import cuda_graphs_enabled, default_device
+from .settings import cuda_graphs_enabled, resolve_device
 from .utils import eval_mode, inference_batch, init_seed, noise_generator
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
@@ -52,6 +54,7 @@ QUICK_TRAIN_SIZE = 6000
 
 SCHEDULES = ("constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
+LABELLED_KINDS = ("classifier", "multistage", "cvae")  # models whose loss or input uses the class labels
 
 # A loss function maps a batch (x, y) (and a generator for its noise, keyword ``generator``) to named
 # loss parts: 0-d tensors for one model, (N,) tensors for a stack of N models.
@@ -111,10 +114,20 @@ class TrainConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
-        if self.beta < 0 or self.gamma < 0 or self.adv_weight < 0:
-            raise ValueError(f"beta, gamma and adv_weight must be >= 0, got {self.beta}, {self.gamma}, {self.adv_weight}")
+        for name in ("epochs", "batch_size", "seed", "train_size"):
+            value, least = getattr(self, name), 0 if name == "seed" else 1
+            if name == "train_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))  # a numpy integer becomes an int (JSON, cache keys)
+        # Numbers are left as given (1 and 1.0 are different cache keys); NaN and infinity fail the range test.
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
+        for name in ("beta", "gamma", "adv_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if self.adversarial not in GENERATOR_LOSSES:
             raise ValueError(f"adversarial must be one of {GENERATOR_LOSSES}, got {self.adversarial!r}")
 
@@ -348,7 +361,10 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_
     fresh generator seeded with ``seed``: evaluating never shifts the training's
     random stream (nor torch's global one), and the same model always gets the same number.
     """
-    with eval_mode(model) as dev:
+    check_images(x, values=True)  # once, here, rather than at every batch
+    labelled = getattr(getattr(model, "config", None), "kind", None) in LABELLED_KINDS
+    check_labels(y, model.config.n_classes if labelled else None, batch=len(x), values=True)
+    with eval_mode(model) as dev, values_checked():
         result = evaluate_fn(loss_fn(model, replace(cfg, precision="fp32")), x.to(dev), y.to(dev), batch_size=batch_size, seed=seed)
     return {k: float(v) for k, v in result.items()}
 
@@ -400,6 +416,12 @@ def training_epochs(
     epoch but the last is saved when the consumer asks for the next epoch, so it includes whatever
     the consumer added to the record (the two-player loop adds its curves).
     """
+    # The data's values are checked here, once per fit, on the CPU where they live (about 20 ms for MNIST);
+    # the steps then run inside values_checked(), so no model call checks them again (a host sync per step
+    # on a GPU). Shapes and dtypes are still checked at every call, which costs nothing.
+    model_cfg = getattr(trainee, "config", None)
+    labelled = getattr(model_cfg, "kind", None) in LABELLED_KINDS
+    check_training_data(data, n_classes=model_cfg.n_classes if labelled else None)
     trainee.to(device)
     noise = noise_generator(seeds[0], device)  # reparameterisation, binarisation, dropout, a GAN's z
     shuffles = [torch.Generator().manual_seed(s) for s in seeds]
@@ -447,9 +469,10 @@ def training_epochs(
             watch.start(epoch)
             trainee.train()
             order = epoch_order(len(x_train), shuffles, device)
-            train = train_epoch(step, order, cfg.batch_size, watch, scheduler)
-            with eval_mode(trainee):
-                test = evaluate_fn(eval_loss, x_test, y_test)
+            with values_checked():  # per epoch, never across a yield: the caller's own calls stay checked
+                train = train_epoch(step, order, cfg.batch_size, watch, scheduler)
+                with eval_mode(trainee):
+                    test = evaluate_fn(eval_loss, x_test, y_test)
             train, test = _to_host(train), _to_host(test)  # the epoch's one full host sync
             record = {"epoch": epoch, "seconds": time.perf_counter() - t0, "train": train, "test": test}
             yield record
@@ -480,7 +503,7 @@ def fit(
     Raises:
         TrainingDiverged: the loss became NaN or inf (the message names epoch and step).
     """
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     epochs = training_epochs(model, loss_fn(model, cfg), loss_fn(model, replace(cfg, precision="fp32")), data, cfg,
                              seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every,
                              resume=resume)
@@ -614,7 +637,7 @@ def fit_adversarial(
     :func:`snapshot_steps` (``History.snapshots``). ``resume``: see :func:`fit` (every player's
     Adam state is kept; a resumed epoch's record already holds its curves and snapshots).
     """
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     if cfg.schedule != "constant" or cfg.precision != "fp32" or cfg.binarize:
         raise ValueError("the two-player loop trains at a constant learning rate, in fp32, on grey images")
     steps = math.ceil(len(data.x_train) / cfg.batch_size)

@@ -34,43 +34,6 @@ def eval_mode(model: nn.Module) -> Iterator[torch.device]:
         model.train(was_training)
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a :class:`torch.device` that exists on this machine (``None``: the default device).
-
-    Raises ``ValueError`` naming the device when it is not a device name, or when this machine has no
-    such device (``cuda`` without a GPU, ``cuda:3`` on a one-GPU machine, ``mps`` off a Mac).
-    """
-    from .settings import default_device
-
-    if device is None:
-        device = default_device()  # GENVAE_DEVICE, else the best one found: checked like any other
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise ValueError(f"{device!r} is not a device name ({e}); use cpu, cuda, cuda:1, mps...") from None
-    if dev.type == "meta":
-        raise ValueError("the meta device holds no weights; use cpu, cuda or mps")
-    try:
-        torch.empty(0, device=dev)  # the one test that holds for every backend
-    except (RuntimeError, AssertionError, ValueError) as e:
-        have = ", ".join(str(d) for d in available_devices())
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0]  # torch's first sentence
-        raise ValueError(f"device {str(dev)!r} is not available on this machine (available: {have}): "
-                         f"{why[:160]}") from None
-    return dev
-
-
-def available_devices() -> list[torch.device]:
-    """The devices this machine can train on: the CPU, then every CUDA device, then Apple's MPS."""
-    devices = [torch.device("cpu")]
-    if torch.cuda.is_available():
-        devices += [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append(torch.device("mps"))
-    return devices
-
-
 def noise_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh :class:`torch.Generator` on ``device`` seeded with ``seed``: the source of a run's noise.
 

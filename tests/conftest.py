@@ -10,7 +10,7 @@ import torch
 
 import genvae
 from genvae.data import ImageData
-from genvae.utils import available_devices
+from genvae.settings import DEVICE_TYPES, available_devices
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "GENVAE_DATA" not in os.environ and (_SHARED / "MNIST").is_dir():
@@ -47,13 +47,10 @@ def images(n: int = 4, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-
-
 def device_params() -> list:
     """One pytest parameter per device type: the CPU always runs; CUDA and MPS run where this machine has
     them and are skipped, with the reason, where it does not."""
-    have = {d.type for d in available_devices()}
+    have = set(available_devices())
     return [pytest.param(t, id=t, marks=() if t in have else
                          pytest.mark.skip(reason=f"needs a {t.upper()} device; this machine has {', '.join(sorted(have))}"))
             for t in DEVICE_TYPES]

@@ -108,6 +108,6 @@ def test_cvae_rejects_bad_labels():
     x = torch.rand(2, 1, 28, 28)
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         cvae(x, torch.tensor([0, 10]))
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(TypeError, match="integer class labels"):  # a wrong dtype is a TypeError
         cvae(x, torch.tensor([0.0, 1.0]))
     assert cvae.sample(4, y=3).shape == (4, 1, 28, 28)

@@ -31,7 +31,9 @@ def test_reproduce_picks_the_data_set(capsys, monkeypatch):
     monkeypatch.setenv("GENVAE_DATASET", "fashion-mnist")
     assert main(["reproduce", "--quick", "--only", "ae_d32", "--jobs", "1"]) == 0
     assert "1 already cached" in capsys.readouterr().out
-    assert main(["reproduce", "--quick", "--dataset", "cifar"]) == 1
+    with pytest.raises(SystemExit) as e:  # an unknown --dataset is a usage error
+        main(["reproduce", "--quick", "--dataset", "cifar"])
+    assert e.value.code == 2
 
 
 def test_train_quick_then_hit_the_cache(capsys):
@@ -92,7 +94,10 @@ def test_bad_arguments_give_usage_and_exit_2(argv, capsys):
 def test_unknown_experiment_is_a_usage_error(capsys):
     assert main(["train", "no_such_model"]) == 2
     err = capsys.readouterr().err
-    assert "unknown experiment 'no_such_model'" in err and "ae_d2" in err
+    assert err == ("genvae: error: unknown experiment 'no_such_model'; `genvae list` (or genvae.experiments.REGISTRY) "
+                   "has all 70 known names\n")
+    assert main(["train", "vae_2d"]) == 2  # a near miss gets the nearest names
+    assert "unknown experiment 'vae_2d'; did you mean vae_d8, vae_d2, vae_d16?" in capsys.readouterr().err
 
 
 def test_missing_data_is_an_error_message_not_a_traceback(monkeypatch, tmp_path, capsys):
@@ -109,5 +114,6 @@ def test_missing_data_is_an_error_message_not_a_traceback(monkeypatch, tmp_path,
 def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "genvae", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "reproduce" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "genvae", "train"], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "genvae", "train", "ae_d2", "--frobnicate"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # a usage error: the usage, then the problem
+    assert r.stderr.startswith("usage: genvae") and r.stderr.endswith("genvae: error: unrecognized arguments: --frobnicate\n")

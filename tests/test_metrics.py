@@ -45,13 +45,34 @@ def test_iwae_bound_is_below_the_exact_likelihood_and_tightens_with_k():
     assert exact - bounds[-1] < 0.5 < exact - elbo
 
 
-def test_elbo_parts_add_up():
+@pytest.mark.parametrize("recon", ["bce", "mse"])
+def test_elbo_of_a_vae_whose_every_part_is_known(recon):
+    """A VAE with q(z|x) = N(0.8, e^-0.5) for every x and a decoder that ignores z (constant logits b): then
+    the reconstruction term is exact whatever z is drawn, and each of the three numbers has an independent
+    reference in torch.distributions."""
+    from torch.distributions import Bernoulli, Normal, kl_divergence
+
     torch.manual_seed(0)
-    model = build_model(ModelConfig("vae", latent_dim=2, hidden=(8,)))
-    r = metrics.elbo(model, images(5), recon="mse")
-    assert r["elbo"] == pytest.approx(-(r["recon_nll"] + r["kl"]))
-    assert r["kl"] > 0
-    assert metrics.elbo(model, images(5), recon="mse") == r  # seeded
+    model = build_model(ModelConfig("vae", latent_dim=1, hidden=()))  # encoder Linear(784, 2), decoder Linear(1, 784)
+    b = torch.randn(784, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        model.encoder.net[0].weight.zero_()
+        model.encoder.net[0].bias.copy_(torch.tensor([0.8, -0.5]))  # mu, logvar
+        model.decoder.net[0].weight.zero_()
+        model.decoder.net[0].bias.copy_(b)
+    x = images(5) if recon == "mse" else torch.bernoulli(images(5), generator=torch.Generator().manual_seed(2))
+    r = metrics.elbo(model, x, recon=recon)
+    kl = float(kl_divergence(Normal(0.8, math.exp(-0.25)), Normal(0.0, 1.0)))  # sigma = exp(logvar / 2)
+    logits = b.view(1, 1, 28, 28).expand_as(x)
+    if recon == "bce":
+        log_px = Bernoulli(logits=logits).log_prob(x)
+    else:  # a Gaussian decoder with variance 1/2 (see genvae.losses)
+        log_px = Normal(torch.sigmoid(logits), math.sqrt(0.5)).log_prob(x)
+    nll = float(-log_px.flatten(1).sum(1).mean())
+    assert r["kl"] == pytest.approx(kl, rel=1e-5)
+    assert r["recon_nll"] == pytest.approx(nll, rel=1e-5)
+    assert r["elbo"] == pytest.approx(-(nll + kl), rel=1e-5)
+    assert metrics.elbo(model, x, recon=recon) == r  # seeded: the same number again
 
 
 def test_knn_and_silhouette_on_separated_and_mixed_clusters():
@@ -125,6 +146,10 @@ def test_judge_gives_the_probabilities_and_features_of_one_pass():
     clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
     x = images(9)
     j = metrics.judge(clf, x, batch_size=4)
+    with torch.no_grad():  # the classifier called directly, on the whole batch, in eval mode
+        direct = clf.eval()(x)
+    torch.testing.assert_close(j.probs, torch.softmax(direct.logits, 1))
+    torch.testing.assert_close(j.features, direct.features)
     torch.testing.assert_close(j.probs, metrics.predict_proba(clf, x))
     torch.testing.assert_close(j.features, metrics.features(clf, x))
     assert j.confidence == pytest.approx(float(j.probs.max(1).values.mean()))

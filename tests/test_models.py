@@ -131,9 +131,42 @@ def test_seeded_determinism(cfg, device):
     o1, o2 = _run(m1.train(), x, seed=7), _run(m2.train(), x, seed=7)
     for field, value in vars(o1).items():
         assert torch.equal(getattr(o2, field), value), field
-    # ...and another seed really gives other weights.
-    m3 = _build(cfg, seed=4, device=device)
-    assert not all(torch.equal(p1, p3) for p1, p3 in zip(m1.parameters(), m3.parameters()))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_initial_weights_are_pytorchs_default_draws_from_the_seed(cfg, seed):
+    """Every weight of a Linear or (transposed) convolution layer is drawn from PyTorch's default
+    initialisation, kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the first one the
+    model creates is the first draw from the seeded generator: built here independently, from the seed."""
+    model = _build(cfg, seed=seed)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    for layer in layers:
+        w = layer.weight.detach()
+        fan_in = w[0].numel()  # in * k * k (Linear: in); a transposed convolution's weight is (in, out, k, k)
+        assert float(w.abs().max()) <= 1 / fan_in ** 0.5
+        if w.numel() >= 200:  # the whole interval is used, not a narrower one (else p = 0.9^200 < 1e-9)
+            assert float(w.abs().max()) > 0.9 / fan_in ** 0.5
+    first = layers[0].weight
+    assert next(model.parameters()) is first  # the first parameter created is that layer's weight
+    gen = torch.Generator().manual_seed(seed)
+    bound = 1 / first[0].numel() ** 0.5
+    expected = torch.empty(first.shape).uniform_(-bound, bound, generator=gen)
+    torch.testing.assert_close(first.detach(), expected)  # float32 rounding of the bound aside, the same draw
+
+
+@pytest.mark.parametrize("name", [n for n, c in CONFIGS.items() if c.kind not in ("classifier", "gan")])
+def test_x_hat_is_the_sigmoid_of_the_logits_decoded_from_z(name):
+    """For every model with both: x_hat = 1 / (1 + exp(-x_logits)), and x_logits is the decoder's output at z."""
+    cfg = CONFIGS[name]
+    model = _build(cfg).eval()
+    x, y = _batch()
+    with torch.no_grad():
+        out = _run(model, x)
+    torch.testing.assert_close(out.x_hat, 1 / (1 + torch.exp(-out.x_logits.double())).float())
+    assert float(out.x_logits.abs().max()) > 0  # the logits are not all 0 (where any squashing would agree)
+    with torch.no_grad():
+        decoded = model.decode(out.z, y) if cfg.kind == "cvae" else model.decode(out.z)
+    torch.testing.assert_close(out.x_logits, decoded)
 
 
 def _global_rng_states() -> list[torch.Tensor]:
@@ -174,6 +207,15 @@ def test_rejects_wrong_input_shape(cfg):
         forward(model, torch.rand(2, 784), y=torch.tensor([0, 1]))
 
 
+def test_rejects_images_in_0_255_and_uint8(cfg):
+    model = _build(cfg)
+    x, y = _batch()
+    with pytest.raises(ValueError, match=r"^expected values in \[0, 1\], got max 2\d\d\.\d+; divide by 255$"):
+        forward(model, x * 255, y=y)
+    with pytest.raises(TypeError, match=r"got torch.uint8; convert with x.float\(\) / 255$"):
+        forward(model, (x * 255).to(torch.uint8), y=y)
+
+
 def test_config_round_trips_through_json():
     for cfg in CONFIGS.values():
         assert ModelConfig.from_dict(__import__("json").loads(cfg.to_json())) == cfg
@@ -201,14 +243,23 @@ def test_vae_embed_is_the_posterior_mean_and_sampling_is_stochastic():
     assert model.sample(6).shape == (6, 1, 28, 28)
 
 
-def test_parameter_counts_differ_by_architecture():
+def test_parameter_counts_by_hand():
     mlp = build_model(ModelConfig("ae", "mlp", latent_dim=2))
     conv = build_model(ModelConfig("ae", "conv", latent_dim=2))
     # 784*512+512 + 512*256+256 + 256*2+2, and the mirror image for the decoder
     enc = 784 * 512 + 512 + 512 * 256 + 256 + 256 * 2 + 2
     dec = 2 * 256 + 256 + 256 * 512 + 512 + 512 * 784 + 784
-    assert count_parameters(mlp) == enc + dec
-    assert count_parameters(conv) != count_parameters(mlp)
+    assert count_parameters(mlp) == enc + dec  # 1,070,354
+    # The conv AE (channels 32, 64; its one dense layer hidden[-1] = 256 wide), weights + biases per layer:
+    conv_enc = (1 * 32 * 4 * 4 + 32  # Conv2d(1, 32, 4): 28 -> 14
+                + 32 * 64 * 4 * 4 + 64  # Conv2d(32, 64, 4): 14 -> 7
+                + 64 * 7 * 7 * 256 + 256  # Linear(3136, 256)
+                + 256 * 2 + 2)  # Linear(256, 2)
+    conv_dec = (2 * 256 + 256  # Linear(2, 256)
+                + 256 * 64 * 7 * 7 + 64 * 7 * 7  # Linear(256, 3136)
+                + 64 * 32 * 4 * 4 + 32  # ConvTranspose2d(64, 32, 4): 7 -> 14
+                + 32 * 1 * 4 * 4 + 1)  # ConvTranspose2d(32, 1, 4): 14 -> 28
+    assert count_parameters(conv) == conv_enc + conv_dec == 1_676_995
 
 
 def test_layer_table_lists_shapes_in_call_order():

@@ -40,11 +40,23 @@ def test_fit_is_deterministic(small_mnist):
 
 
 def test_nan_loss_stops_with_epoch_and_step(small_mnist):
-    x = small_mnist.x_train[:300].clone()
-    x[150] = float("nan")  # lands in the second batch of 100 (no shuffling effect: we check any step)
-    bad = dataclasses.replace(small_mnist, x_train=x, y_train=small_mnist.y_train[:300])
-    with pytest.raises(TrainingDiverged, match=r"epoch 1, step \d"):
-        _fit(data=bad, epochs=2)
+    data = dataclasses.replace(small_mnist, x_train=small_mnist.x_train[:300], y_train=small_mnist.y_train[:300])
+    torch.manual_seed(0)
+    model = build_model(TINY_AE)
+    forwards = []
+
+    def poison(module, inputs, output):  # the decoder's output turns NaN at the second training step
+        forwards.append(1)
+        return output * float("nan") if len(forwards) == 2 else output
+
+    model.decoder.register_forward_hook(poison)
+    with pytest.raises(TrainingDiverged, match=r"^loss became nan at epoch 1, step 2;"):
+        fit(model, data, TrainConfig(epochs=2, batch_size=100), progress=False)
+    # NaN in the data itself never reaches a step: the data are refused as they enter fit.
+    x = data.x_train.clone()
+    x[150] = float("nan")
+    with pytest.raises(ValueError, match=r"^train images: expected values in \[0, 1\], the images contain NaN$"):
+        _fit(data=dataclasses.replace(data, x_train=x), epochs=2)
 
 
 def test_huge_learning_rate_diverges_clearly(small_mnist):

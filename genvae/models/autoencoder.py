@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import check_images, make_decoder, make_encoder
+from .blocks import check_codes, check_images, make_decoder, make_encoder
 from .config import ModelConfig
 from .outputs import AEOutput
 
@@ -34,6 +34,7 @@ class AutoEncoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel logits ``(B, 1, 28, 28)`` of codes ``(B, D)``."""
+        check_codes(z, self.config.latent_dim)
         return self.decoder(z)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:

@@ -11,16 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import IMAGE_SHAPE, check_codes, check_images, check_labels  # noqa: F401  (the models' input checks)
 from .config import ModelConfig
 
-IMAGE_SHAPE = (1, 28, 28)
 N_PIXELS = 784
-
-
-def check_images(x: torch.Tensor) -> None:
-    """Raise a readable error for anything that is not a batch of 28x28 images."""
-    if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:

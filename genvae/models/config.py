@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 KINDS = ("ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae")
@@ -45,12 +46,21 @@ class ModelConfig:
         # JSON round-trips give lists; keep the dataclass hashable and comparable.
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "channels", tuple(self.channels))
+        for name in ("latent_dim", "head_hidden", "n_classes"):  # numpy integers become ints (JSON, hashing)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if not all(isinstance(w, numbers.Integral) and not isinstance(w, bool) for w in self.hidden + self.channels):
+            raise ValueError(f"widths must be whole numbers: hidden={self.hidden}, channels={self.channels}")
+        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
+        object.__setattr__(self, "channels", tuple(int(w) for w in self.channels))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {self.latent_dim}")
+            raise ValueError(f"latent_dim must be >= 1 (the size of the code z), got {self.latent_dim}")
         if self.arch == "fullconv" and self.latent_dim % 784:
             raise ValueError(f"fullconv codes are feature maps of 28x28: latent_dim must be a multiple of 784, "
                              f"got {self.latent_dim}")

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import N_PIXELS, IMAGE_SHAPE, _mlp, check_images
+from .blocks import N_PIXELS, IMAGE_SHAPE, _mlp, check_codes, check_images, check_labels
+from ..checks import check_count
 from .config import ModelConfig
 from .outputs import VAEOutput
 from .vae import reparameterize
@@ -37,10 +38,7 @@ class CVAE(nn.Module):
         self.decoder = _mlp([cfg.latent_dim + k, *reversed(cfg.hidden), N_PIXELS])  # (B, D+K) -> (B, 784)
 
     def _onehot(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        if y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise ValueError(f"expected integer class labels of shape (B,), got {tuple(y.shape)} {y.dtype}")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.config.n_classes):
-            raise ValueError(f"class labels must be in [0, {self.config.n_classes}), got {y.min()}..{y.max()}")
+        check_labels(y, self.config.n_classes, batch=len(like))  # values only where cheap: no sync per step
         return F.one_hot(y.long(), self.config.n_classes).to(like.dtype)  # (B, K)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,6 +54,7 @@ class CVAE(nn.Module):
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Pixel logits ``(B, 1, 28, 28)`` of codes ``(B, D)`` drawn as class ``y`` ``(B,)``."""
+        check_codes(z, self.config.latent_dim)
         return self.decoder(torch.cat([z, self._onehot(y, z)], dim=1)).view(-1, *IMAGE_SHAPE)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -70,12 +69,14 @@ class CVAE(nn.Module):
         """``n`` images from z ~ N(0, I) (drawn on the CPU from ``generator``), of class ``y``
         (one class, ``n`` labels, or ``None``: the classes in turn, 0, 1, ..., K-1, 0, ...)."""
         dev = next(self.parameters()).device
-        z = torch.randn(n, self.config.latent_dim, generator=generator).to(dev)
+        z = torch.randn(check_count(n), self.config.latent_dim, generator=generator).to(dev)
         if y is None:
             y = torch.arange(n) % self.config.n_classes
         elif isinstance(y, int):
             y = torch.full((n,), y)
-        return self.generate(z, torch.as_tensor(y).to(dev))
+        y = torch.as_tensor(y)
+        check_labels(y, self.config.n_classes, batch=n, values=True)  # before it moves: one check per call
+        return self.generate(z, y.to(dev))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         mu, logvar = self.encode(x, y)  # (B, D), (B, D)

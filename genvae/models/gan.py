@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import check_images
+from .blocks import check_codes, check_images
+from ..checks import check_count
 from .config import ModelConfig
 from .outputs import DiscriminatorOutput, GANOutput
 
@@ -76,6 +77,7 @@ class GAN(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Pixel logits ``(B, 1, 28, 28)`` of noise ``(B, D)``."""
+        check_codes(z, self.config.latent_dim, name="noise")
         return self.generator(z)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -90,7 +92,7 @@ class GAN(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images from z ~ N(0, I); z is drawn on the CPU (from ``generator``), so one seed gives the
         same noise on every device. Call in eval mode: batch normalisation then uses its running statistics."""
-        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None,

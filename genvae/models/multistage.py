@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .blocks import check_codes
 from .config import ModelConfig
 from .outputs import MultiStageOutput
 from .vae import VAE
@@ -30,6 +31,7 @@ class MultiStageVAE(VAE):
 
     def classify(self, z: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, K)`` of codes ``(B, D)``."""
+        check_codes(z, self.config.latent_dim)
         return self.head(z)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> MultiStageOutput:

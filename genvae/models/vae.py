@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from .autoencoder import AutoEncoder
 from .blocks import check_images
+from ..checks import check_count
 from .outputs import VAEOutput
 
 
@@ -52,7 +53,7 @@ class VAE(AutoEncoder):
         z is drawn on the CPU (from ``generator`` if given), so one seed gives the
         same codes on every device.
         """
-        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ConvEncoder, check_images
+from .blocks import ConvEncoder, check_codes, check_images
+from ..checks import check_count
 from .config import ModelConfig
 from .gan import Discriminator, Generator
 from .outputs import VAEGANOutput
@@ -47,6 +48,7 @@ class VAEGAN(nn.Module):
         return self.encode(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        check_codes(z, self.config.latent_dim)
         return self.decoder(z)  # (B, D) -> (B, 1, 28, 28) logits
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
@@ -63,7 +65,7 @@ class VAEGAN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images decoded from z ~ N(0, I), drawn on the CPU (from ``generator``)."""
-        z = torch.randn(n, self.config.latent_dim, generator=generator)
+        z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
         return self.generate(z.to(next(self.parameters()).device))
 
     def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None,
