@@ -77,7 +77,7 @@ def test_latent_row_computes_the_report_once_through_the_cache(tmp_path, monkeyp
         return _report(active=1)
 
     monkeypatch.setattr(metrics, "latent_report", fake_report)
-    trained = SimpleNamespace(name="m", model=nn.Linear(1, 1), metrics={"kl": 1.0}, path=tmp_path)
+    trained = SimpleNamespace(name="m", model=nn.Linear(1, 1), metrics={"kl": 1.0}, path=tmp_path, saved=True)
     first = metrics.latent_row(trained, "VAE", 1.0, knn_k=3)
     second = metrics.latent_row(trained, "VAE", 1.0, knn_k=3)
     assert first == second and calls == [("mnist", 3)]

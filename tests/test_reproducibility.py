@@ -211,7 +211,7 @@ def test_checkpoint_load_refuses_a_missing_device_clearly(saved):
     missing = f"cuda:{torch.cuda.device_count()}"
     with pytest.raises(ValueError, match=f"'{missing}' is not available"):
         checkpoint.load(saved[1], map_location=missing)
-    with pytest.raises(ValueError, match="not a device name"):
+    with pytest.raises(ValueError, match="'gpu' is not a device: choose cpu, cuda or mps"):
         checkpoint.load(saved[1], map_location="gpu")
 
 
@@ -226,7 +226,9 @@ def test_the_cache_loads_a_cached_model_onto_the_device_asked_for(device):
 
 def test_cli_names_a_missing_device(capsys):
     missing = f"cuda:{torch.cuda.device_count()}"
-    assert main(["train", "ae_d2", "--quick", "--device", missing]) == 1
+    with pytest.raises(SystemExit) as stop:  # a bad option value: argparse's usage, exit code 2
+        main(["train", "ae_d2", "--quick", "--device", missing])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"'{missing}' is not available" in err and "Traceback" not in err
 
