@@ -12,6 +12,7 @@ build, browser or driver is an error, never a skip. Set BOOK_HTML to test anothe
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -60,16 +61,25 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
-def server():
+@contextlib.contextmanager
+def serve(directory: Path):
+    """An HTTP server for ``directory`` on a free port of 127.0.0.1, in a thread; yields its root URL."""
     httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(HTML))
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory))
     )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def server():
+    with serve(HTML) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -111,17 +121,22 @@ window.addEventListener("unhandledrejection", (e) => window.__pageErrors.push(`u
 
 
 class Book:
-    """Loads each page once and keeps what the tests judge."""
+    """Loads each page once and keeps what the tests judge. ``root`` is the folder that ``server`` serves."""
 
-    def __init__(self, driver, server):
-        self.driver, self.server, self._pages = driver, server, {}
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        for old in SCREENSHOTS.glob("*.png"):  # no stale picture of a page that is gone
+    def __init__(self, driver, server: str, root: Path = HTML, screenshots: Path = SCREENSHOTS):
+        self.driver, self.server, self.root, self.screenshots, self._pages = driver, server, root, screenshots, {}
+        screenshots.mkdir(parents=True, exist_ok=True)
+        for old in screenshots.glob("*.png"):  # no stale picture of a page that is gone
             old.unlink()
 
     def __call__(self, page: str) -> dict:
         if page not in self._pages:
-            self._pages[page] = self._load(page)
+            try:
+                self._pages[page] = self._load(page)
+            except Exception as error:  # every test of the page reports it; the page is not loaded again
+                self._pages[page] = error
+        if isinstance(self._pages[page], Exception):
+            raise self._pages[page]
         return self._pages[page]
 
     def _load(self, page: str) -> dict:
@@ -140,6 +155,7 @@ class Book:
         facts["settled"] = settled
         facts["console"] = [e for e in d.get_log("browser") if e.get("level") == "SEVERE" and not _favicon(e, facts)]
         facts["screenshot"] = self._screenshot(page)
+        facts["root"] = self.root
         return facts
 
     def _screenshot(self, page: str) -> Path:
@@ -152,7 +168,7 @@ class Book:
             "format": "png", "captureBeyondViewport": True,
             "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], MAX_SHOT), "scale": 1},
         })
-        path = SCREENSHOTS / f"{Path(page).stem}.png"  # book/07_multistage_vae.html -> 07_multistage_vae.png
+        path = self.screenshots / f"{Path(page).stem}.png"  # book/07_multistage_vae.html -> 07_multistage_vae.png
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
@@ -185,10 +201,13 @@ Promise.all([waitFor(document.fonts.ready, 20000, "fonts"), waitFor(mathjax, 400
 
 # Everything the tests judge, read from the page in one call.
 _COLLECT = r"""
+// Cutting a string can split a surrogate pair (MathJax's italic letters lie outside the BMP); the driver
+// cannot pass a lone surrogate back, so every cut goes through cut().
+const cut = (s, a, b) => s.slice(Math.max(0, a), b).toWellFormed();
 const describe = (el) => {
   const id = el.id ? `#${el.id}` : "";
   const cls = typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\s+/).slice(0, 3).join(".") : "";
-  const text = (el.innerText || el.textContent || "").trim().replace(/\s+/g, " ").slice(0, 80);
+  const text = cut((el.innerText || el.textContent || "").trim().replace(/\s+/g, " "), 0, 80);
   const heading = (() => {  // the section the element sits in, to find it in the page
     let node = el;
     while (node) {
@@ -224,12 +243,15 @@ for (let n = walker.nextNode(); n; n = walker.nextNode()) {
   if (n.textContent.trim()) visibleText.push(n.textContent);
 }
 const rawTex = [];
-const TEX = [/\$\$/, /\\\(/, /\\\)/, /\\\[/, /\\\]/, /\\begin\{/, /\\[a-zA-Z]{2,}/, /\$[^$\s][^$]*\$/];
-// Text nodes are joined per element so that a formula split over nodes is still seen.
-const joined = visibleText.join(" ");
-for (const re of TEX) {
-  const m = joined.match(re);
-  if (m) rawTex.push(joined.slice(Math.max(0, m.index - 40), m.index + 60).replace(/\s+/g, " "));
+// Delimiters and commands of TeX that MathJax should have consumed, and $...$ that dollarmath did not parse.
+const TEX = /\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\\[a-zA-Z]{2,}|\$[^$\s][^$]*\$/g;
+const joined = visibleText.join(" ");  // a formula split over text nodes is still seen
+let last = -1000;
+for (const m of joined.matchAll(TEX)) {
+  if (m.index - last < 60) continue;  // one report per place
+  last = m.index;
+  rawTex.push(cut(joined, m.index - 40, m.index + 60).replace(/\s+/g, " "));
+  if (rawTex.length >= 10) break;
 }
 
 // -- links: every same-origin href, resolved
@@ -243,7 +265,7 @@ const LISTING = "div[class*='highlight-python'], div.highlight-ipython3, div.hig
 const outputText = (o) => {
   const copy = o.cloneNode(true);
   copy.querySelectorAll(LISTING).forEach((l) => l.remove());
-  return copy.textContent || "";
+  return (copy.textContent || "").toWellFormed();
 };
 const outputs = Array.from(document.querySelectorAll(".cell_output, .output, .nboutput"))
   .filter((o) => !o.parentElement.closest(".cell_output, .output, .nboutput"))

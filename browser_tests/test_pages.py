@@ -19,6 +19,7 @@ container, and readers of code expect it.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import re
 from html.parser import HTMLParser
@@ -29,7 +30,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import HTML, ROOT, WINDOW
+from conftest import HTML, ROOT, WINDOW, Book, serve
 
 
 def fail_with(problems: list[str], what: str, page: str) -> None:
@@ -65,31 +66,25 @@ def test_index_redirects_to_an_existing_page():
     assert (HTML / match.group(1)).is_file(), f"index.html redirects to a missing page: {match.group(1)}"
 
 
-# ---------------------------------------------------------------------------------------------- each page
+# ------------------------------------------------------------------------- judging one page's facts
+# Each judge takes the facts that conftest.Book collected from a page and returns its problems, one line
+# each. The per-page tests below apply them to the build; test_the_judges_catch_known_defects applies
+# them to a page made to have every defect, so that none of them can pass by looking at nothing.
 
 
-def test_page_settles(book, page):
-    """Fonts, MathJax and images finish within the waits (a page that never settles is judged half-drawn)."""
-    assert book(page)["settled"] == "ok", f"{page}: {book(page)['settled']}"
-
-
-def test_no_console_errors(book, page):
-    facts = book(page)
+def console_problems(facts: dict) -> list[str]:
     problems = [f"console {e['source']}: {e['message']}" for e in facts["console"]]
-    problems += [f"page error: {e}" for e in facts["pageErrors"]]
-    fail_with(problems, "errors in the browser console", page)
+    return problems + [f"page error: {e}" for e in facts["pageErrors"]]
 
 
-def test_images_load(book, page):
-    problems = [
+def image_problems(facts: dict) -> list[str]:
+    return [
         f"{img['src'][:100] or '(no src)'} did not load (complete={img['complete']}, naturalWidth=0), {img['where']}"
-        for img in book(page)["images"] if not (img["complete"] and img["naturalWidth"] > 0)
+        for img in facts["images"] if not (img["complete"] and img["naturalWidth"] > 0)
     ]
-    fail_with(problems, "images that did not load", page)
 
 
-def test_maths_typeset_offline(book, page):
-    facts = book(page)
+def maths_problems(facts: dict) -> list[str]:
     problems = []
     if facts["mathNodes"]:
         if not facts["mathjaxLoaded"]:
@@ -99,35 +94,47 @@ def test_maths_typeset_offline(book, page):
             problems.append(f"MathJax is not loaded from the book itself: {script or 'no MathJax script'}")
     problems += [f"not typeset: {where}" for where in facts["untypeset"]]
     problems += [f"MathJax error: {where}" for where in facts["mathErrors"]]
-    problems += [f"raw TeX in the visible text: ...{snippet}..." for snippet in facts["rawTex"]]
-    fail_with(problems, "maths problems", page)
+    return problems + [f"raw TeX in the visible text: ...{snippet}..." for snippet in facts["rawTex"]]
 
 
-def _image_bytes(src: str) -> bytes | None:
+def local_file(url: str, root: Path) -> Path:
+    """The file under ``root`` that a same-origin URL names (a folder means its index.html)."""
+    path = root / unquote(urlsplit(url).path).lstrip("/")
+    return path / "index.html" if path.is_dir() else path
+
+
+def image_bytes(src: str, root: Path) -> bytes | None:
+    """The bytes of an image the page shows: a data URI's payload, or the served file (None if missing)."""
     if src.startswith("data:"):
         header, _, data = src.partition(",")
         return base64.b64decode(data) if header.endswith(";base64") else unquote(data).encode()
-    path = local_file(src)
-    return path.read_bytes() if path and path.is_file() else None
+    path = local_file(src, root)
+    return path.read_bytes() if path.is_file() else None
 
 
-def test_gifs_animate(book, page):
+def is_gif(src: str) -> bool:
+    return urlsplit(src).path.lower().endswith(".gif") or src.startswith("data:image/gif")
+
+
+def gif_frames(data: bytes) -> int:
+    with Image.open(io.BytesIO(data)) as image:
+        return getattr(image, "n_frames", 1)
+
+
+def gif_problems(facts: dict) -> list[str]:
     problems = []
-    for img in book(page)["images"]:
+    for img in facts["images"]:
         src = img["src"]
-        if not (urlsplit(src).path.lower().endswith(".gif") or src.startswith("data:image/gif")):
+        if not is_gif(src):
             continue
+        data = image_bytes(src, facts["root"])
         if not img["naturalWidth"]:
             problems.append(f"{src[:100]} did not load, {img['where']}")
-            continue
-        data = _image_bytes(src)
-        if data is None:
-            problems.append(f"{src[:100]}: no such file in the build, {img['where']}")
-            continue
-        frames = getattr(Image.open(io.BytesIO(data)), "n_frames", 1)
-        if frames < 2:
+        elif data is None:
+            problems.append(f"{src[:100]}: no such file, {img['where']}")
+        elif (frames := gif_frames(data)) < 2:
             problems.append(f"{src[:100]} has {frames} frame: it does not animate, {img['where']}")
-    fail_with(problems, "GIFs that do not animate", page)
+    return problems
 
 
 class _Anchors(HTMLParser):
@@ -141,54 +148,139 @@ class _Anchors(HTMLParser):
                 self.ids.add(value)
 
 
-_ANCHORS: dict[Path, set[str]] = {}
+@functools.cache
+def anchors(path: Path) -> frozenset[str]:
+    """The ids (and <a name>) of a served HTML file, as its source has them."""
+    parser = _Anchors()
+    parser.feed(path.read_text(errors="replace"))
+    return frozenset(parser.ids)
 
 
-def anchors(path: Path) -> set[str]:
-    if path not in _ANCHORS:
-        parser = _Anchors()
-        parser.feed(path.read_text(errors="replace"))
-        _ANCHORS[path] = parser.ids
-    return _ANCHORS[path]
-
-
-def local_file(url: str) -> Path | None:
-    """The file of the build that a same-origin URL names (a folder means its index.html)."""
-    path = HTML / unquote(urlsplit(url).path).lstrip("/")
-    return path / "index.html" if path.is_dir() else path
-
-
-def test_internal_links_resolve(book, page):
-    problems = []
-    for link in book(page)["links"]:
-        parts = urlsplit(link["href"])
-        target = local_file(link["href"])
+def link_problems(facts: dict) -> list[str]:
+    problems, root = [], facts["root"]
+    for link in facts["links"]:
+        fragment = unquote(urlsplit(link["href"]).fragment)
+        target = local_file(link["href"], root)
         if not target.is_file():
-            problems.append(f"{link['raw']} -> missing file {target.relative_to(HTML)}, {link['where']}")
-        elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in anchors(target):
-            problems.append(f"{link['raw']} -> no anchor #{parts.fragment} in {target.relative_to(HTML)}, {link['where']}")
-    fail_with(problems, "broken internal links", page)
+            problems.append(f"{link['raw']} -> missing file {target.relative_to(root)}, {link['where']}")
+        elif fragment and target.suffix == ".html" and fragment not in anchors(target):
+            problems.append(f"{link['raw']} -> no anchor #{fragment} in {target.relative_to(root)}, {link['where']}")
+    return problems
 
 
 # What a traceback or a warning leaves in an output: Python's traceback header, "SomethingWarning:" as
-# warnings.showwarning prints it, an exception name ("ValueError"), a line starting with "Error", and the
-# logging module's "WARNING:" prefix. Plain words such as "reconstruction error" do not match.
+# warnings.showwarning prints it, an exception's name ("ValueError", "KeyError"), "Error:" opening a
+# line, and the logging module's upper-case levels. Plain words ("reconstruction error", "Error rate")
+# do not match.
 OUTPUT_PROBLEMS = re.compile(
     r"Traceback \(most recent call last\)|\b[A-Z]?[a-z]*Warning:|\b[A-Z][a-z]+(?:[A-Z][a-z]+)*Error\b"
-    r"|^\s*Error\b|\bWARNING\b|\bERROR\b",
+    r"|^\s*Error:|\bWARNING\b|\bERROR\b",
     re.M,
 )
 
 
-def test_outputs_show_no_traceback_or_warning(book, page):
-    facts = book(page)
+def output_problems(facts: dict) -> list[str]:
     problems = [f"stderr or error output: {o['where']}" for o in facts["outputs"] if o["stderr"]]
     for output in facts["outputs"]:
         for match in OUTPUT_PROBLEMS.finditer(output["text"]):
             line = output["text"][max(0, match.start() - 60):match.end() + 60].replace("\n", " ")
             problems.append(f"'{match.group(0)}' in ...{line}..., {output['where']}")
-    problems += [f"reStructuredText/MyST error rendered in the page: {where}" for where in facts["systemMessages"]]
-    fail_with(problems, "outputs with a traceback, warning or error", page)
+    return problems + [f"reStructuredText/MyST error rendered in the page: {where}" for where in facts["systemMessages"]]
+
+
+def test_output_patterns():
+    for bad in ["Traceback (most recent call last):", "x.py:3: UserWarning: careful", "Warning: odd",
+                "KeyError: 'a'", "ValueError", "Error: no data", "WARNING:root:hm", "ERROR x"]:
+        assert OUTPUT_PROBLEMS.search(bad), bad
+    for fine in ["reconstruction error 0.06", "Error rate of the classifier: 3%", "mean squared error",
+                 "warnings were expected", "an error bar"]:
+        assert not OUTPUT_PROBLEMS.search(fine), fine
+
+
+def test_gif_frames_tells_a_still_from_an_animation():
+    frames = [Image.new("L", (4, 4), shade) for shade in (0, 255)]
+    still, animated = io.BytesIO(), io.BytesIO()
+    frames[0].save(still, format="GIF")
+    frames[0].save(animated, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    uri = "data:image/gif;base64," + base64.b64encode(animated.getvalue()).decode()
+    assert is_gif(uri) and is_gif("http://127.0.0.1:1/_images/a.GIF?v=1") and not is_gif("/_images/a.png")
+    assert gif_frames(still.getvalue()) == 1
+    assert gif_frames(image_bytes(uri, HTML)) == 2
+
+
+# A page with one of each defect, laid out like the theme (a 600 px article between two margins).
+_BAD_PAGE = r"""<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon" href="still.gif">
+<style>body { margin: 0 } article.bd-article { width: 600px; margin-left: 200px; padding: 0 20px }</style></head>
+<body><article class="bd-article">
+<h2 id="here">A section</h2>
+<p>Untypeset maths \(x^2\) in the text.</p>
+<img id="too-wide" src="wide.png">
+<img id="broken" src="missing.png">
+<img id="still" src="still.gif">
+<div id="scroller" style="overflow-x: auto"><span style="display: inline-block; width: 900px">a formula</span></div>
+<pre style="overflow-x: auto">code may scroll: LONG_LINE</pre>
+<div class="cell_output"><div class="output stream"><pre>Traceback (most recent call last):
+ValueError: bad</pre></div></div>
+<a href="nowhere.html">a missing page</a> <a href="#nope">a missing anchor</a> <a href="#here">fine</a>
+<script>console.error("boom"); notDefined();</script>
+</article></body></html>
+"""
+
+
+def test_the_judges_catch_known_defects(driver, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "bad.html").write_text(_BAD_PAGE.replace("LONG_LINE", "x" * 300))
+    Image.new("L", (900, 10), 128).save(site / "wide.png")
+    Image.new("L", (4, 4), 0).save(site / "still.gif")
+    with serve(site) as url:
+        facts = Book(driver, url, root=site, screenshots=tmp_path / "shots")("bad.html")
+    found = {
+        "console": console_problems(facts), "images": image_problems(facts), "maths": maths_problems(facts),
+        "gifs": gif_problems(facts), "links": link_problems(facts), "outputs": output_problems(facts),
+        "widths": facts["wide"],
+    }
+    text = {kind: "\n".join(lines) for kind, lines in found.items()}
+    assert "boom" in text["console"] and "notDefined" in text["console"] and "missing.png" in text["console"]
+    assert "missing.png" in text["images"] and "wide.png" not in text["images"]
+    assert "raw TeX" in text["maths"]
+    assert "still.gif has 1 frame" in text["gifs"]
+    assert "nowhere.html" in text["links"] and "#nope" in text["links"] and "#here" not in text["links"]
+    assert "Traceback" in text["outputs"] and "ValueError" in text["outputs"]
+    assert len(found["widths"]) == 2, found["widths"]  # the wide image and the scrolling formula, not the code
+    assert "too-wide" in text["widths"] and "#scroller" in text["widths"] and "needs a horizontal scrollbar" in text["widths"]
+
+
+# ---------------------------------------------------------------------------------------------- each page
+
+
+def test_page_settles(book, page):
+    """Fonts, MathJax and images finish within the waits (a page that never settles is judged half-drawn)."""
+    assert book(page)["settled"] == "ok", f"{page}: {book(page)['settled']}"
+
+
+def test_no_console_errors(book, page):
+    fail_with(console_problems(book(page)), "errors in the browser console", page)
+
+
+def test_images_load(book, page):
+    fail_with(image_problems(book(page)), "images that did not load", page)
+
+
+def test_maths_typeset_offline(book, page):
+    fail_with(maths_problems(book(page)), "maths problems", page)
+
+
+def test_gifs_animate(book, page):
+    fail_with(gif_problems(book(page)), "GIFs that do not animate", page)
+
+
+def test_internal_links_resolve(book, page):
+    fail_with(link_problems(book(page)), "broken internal links", page)
+
+
+def test_outputs_show_no_traceback_or_warning(book, page):
+    fail_with(output_problems(book(page)), "outputs with a traceback, warning or error", page)
 
 
 def test_nothing_wider_than_the_column(book, page):
