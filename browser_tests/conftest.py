@@ -12,6 +12,7 @@ build, browser or driver is an error, never a skip. Set BOOK_HTML to test anothe
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import http.server
@@ -113,7 +114,8 @@ _ERROR_HOOK = r"""
 window.__pageErrors = [];
 window.addEventListener("error", (e) => {
   const t = e.target;
-  if (t && t !== window && (t.src || t.href)) window.__pageErrors.push(`failed to load ${t.tagName.toLowerCase()} ${t.src || t.href}`);
+  if (t && t !== window && (t.src || t.href))
+    window.__pageErrors.push(`failed to load ${t.tagName.toLowerCase()} ${t.src || t.href}`);
   else window.__pageErrors.push(`uncaught error: ${e.message} (${e.filename}:${e.lineno})`);
 }, true);
 window.addEventListener("unhandledrejection", (e) => window.__pageErrors.push(`unhandled rejection: ${e.reason}`));
@@ -160,8 +162,6 @@ class Book:
 
     def _screenshot(self, page: str) -> Path:
         """The whole page, top to bottom, at the window's width (the API reference: its first MAX_SHOT px)."""
-        import base64
-
         metrics = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
@@ -189,10 +189,13 @@ _SETTLE = r"""
 const done = arguments[arguments.length - 1];
 const waitFor = (promise, ms, what) => Promise.race([promise.then(() => null),
   new Promise((r) => setTimeout(() => r(`${what} not done after ${ms / 1000} s`), ms))]);
-const images = Array.from(document.images);
-images.forEach((img) => { img.loading = "eager"; });
-const imagesLoaded = Promise.all(images.map((img) => img.complete ? 1 :
-  new Promise((r) => { img.addEventListener("load", r); img.addEventListener("error", r); })));
+Array.from(document.images).forEach((img) => { img.loading = "eager"; });
+// Polled rather than awaited once: a script may give an image its src late (matplotlib's jshtml animations do).
+const imagesDone = () => Array.from(document.images).every((img) => !img.getAttribute("src") || img.complete);
+const imagesLoaded = new Promise((resolve) => {
+  const poll = () => imagesDone() ? resolve() : setTimeout(poll, 50);
+  poll();
+});
 const mathjax = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
 Promise.all([waitFor(document.fonts.ready, 20000, "fonts"), waitFor(mathjax, 40000, "MathJax"),
              waitFor(imagesLoaded, 20000, "images")])
@@ -206,7 +209,8 @@ _COLLECT = r"""
 const cut = (s, a, b) => s.slice(Math.max(0, a), b).toWellFormed();
 const describe = (el) => {
   const id = el.id ? `#${el.id}` : "";
-  const cls = typeof el.className === "string" && el.className.trim() ? "." + el.className.trim().split(/\s+/).slice(0, 3).join(".") : "";
+  const classes = typeof el.className === "string" ? el.className.trim().split(/\s+/).filter(Boolean) : [];
+  const cls = classes.length ? "." + classes.slice(0, 3).join(".") : "";
   const text = cut((el.innerText || el.textContent || "").trim().replace(/\s+/g, " "), 0, 80);
   const heading = (() => {  // the section the element sits in, to find it in the page
     let node = el;
@@ -233,7 +237,8 @@ const images = Array.from(document.images).map((img) => ({
 const mathNodes = Array.from(document.querySelectorAll(".math"));
 const mathjaxScript = Array.from(document.scripts).map((s) => s.src).find((s) => /mathjax/i.test(s)) || null;
 const untypeset = mathNodes.filter((m) => !m.querySelector("mjx-container")).map(describe);
-const mathErrors = Array.from(document.querySelectorAll("mjx-merror")).map((e) => describe(e.closest("mjx-container") || e));
+const mathErrors = Array.from(document.querySelectorAll("mjx-merror"))
+  .map((e) => describe(e.closest("mjx-container") || e));
 const SKIP_TEXT = "pre, code, script, style, textarea, mjx-container, mjx-assistive-mml, .highlight, kbd, samp";
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 const visibleText = [];
@@ -261,6 +266,7 @@ const links = Array.from(document.querySelectorAll("a[href]"))
 
 // -- outputs of executed cells. Source listings that a cell displays (plots.source: Python highlighted as
 // Python) are program text, where "raise ValueError" is no error; tracebacks and stderr have classes of their own.
+const ERROR_OUTPUT = ".stderr, .traceback, .output_error, .error";
 const LISTING = "div[class*='highlight-python'], div.highlight-ipython3, div.highlight-default";
 const outputText = (o) => {
   const copy = o.cloneNode(true);
@@ -270,7 +276,7 @@ const outputText = (o) => {
 const outputs = Array.from(document.querySelectorAll(".cell_output, .output, .nboutput"))
   .filter((o) => !o.parentElement.closest(".cell_output, .output, .nboutput"))
   .map((o) => ({text: outputText(o), where: describe(o),
-                stderr: o.matches(".stderr, .traceback, .error") || !!o.querySelector(".stderr, .traceback, .output_error, .error")}));
+                stderr: o.matches(ERROR_OUTPUT) || !!o.querySelector(ERROR_OUTPUT)}));
 const systemMessages = Array.from(document.querySelectorAll(".system-message, .problematic")).map(describe);
 
 // -- widths: nothing may stick out of the article's content column, and no scroll container other than
@@ -297,13 +303,15 @@ for (const el of article.querySelectorAll("*")) {
     wide.push(`${describe(el)} needs a horizontal scrollbar: content ${el.scrollWidth} px in ${el.clientWidth} px`);
     reported.push(el);
   } else if ((b.right > right + TOL || b.left < left - TOL) && !clippedInside(el)) {
-    wide.push(`${describe(el)} spans ${Math.round(b.left)}-${Math.round(b.right)} px, the column ${Math.round(left)}-${Math.round(right)} px`);
+    const px = (a, b) => `${Math.round(a)}-${Math.round(b)} px`;
+    wide.push(`${describe(el)} spans ${px(b.left, b.right)}, the column ${px(left, right)}`);
     reported.push(el);
   }
 }
 
 return {
-  url: location.href, title: document.title, icon: !!document.querySelector("link[rel~='icon']"), pageErrors: window.__pageErrors || [],
+  url: location.href, title: document.title, icon: !!document.querySelector("link[rel~='icon']"),
+  pageErrors: window.__pageErrors || [],
   images, mathNodes: mathNodes.length, mathjaxScript, mathjaxLoaded: !!(window.MathJax && MathJax.startup),
   untypeset, mathErrors, rawTex, links, outputs, systemMessages, wide,
   column: [left, right],

@@ -185,7 +185,8 @@ def output_problems(facts: dict) -> list[str]:
         for match in OUTPUT_PROBLEMS.finditer(output["text"]):
             line = output["text"][max(0, match.start() - 60):match.end() + 60].replace("\n", " ")
             problems.append(f"'{match.group(0)}' in ...{line}..., {output['where']}")
-    return problems + [f"reStructuredText/MyST error rendered in the page: {where}" for where in facts["systemMessages"]]
+    problems += [f"reStructuredText/MyST error rendered in the page: {where}" for where in facts["systemMessages"]]
+    return problems
 
 
 def test_output_patterns():
@@ -221,6 +222,7 @@ _BAD_PAGE = r"""<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon
 <pre style="overflow-x: auto">code may scroll: LONG_LINE</pre>
 <div class="cell_output"><div class="output stream"><pre>Traceback (most recent call last):
 ValueError: bad</pre></div></div>
+<div class="cell_output"><div class="output stderr"><pre>training: 50%</pre></div></div>
 <a href="nowhere.html">a missing page</a> <a href="#nope">a missing anchor</a> <a href="#here">fine</a>
 <script>console.error("boom"); notDefined();</script>
 </article></body></html>
@@ -247,8 +249,10 @@ def test_the_judges_catch_known_defects(driver, tmp_path):
     assert "still.gif has 1 frame" in text["gifs"]
     assert "nowhere.html" in text["links"] and "#nope" in text["links"] and "#here" not in text["links"]
     assert "Traceback" in text["outputs"] and "ValueError" in text["outputs"]
+    assert "stderr or error output" in text["outputs"]
     assert len(found["widths"]) == 2, found["widths"]  # the wide image and the scrolling formula, not the code
-    assert "too-wide" in text["widths"] and "#scroller" in text["widths"] and "needs a horizontal scrollbar" in text["widths"]
+    assert "too-wide" in text["widths"] and "#scroller" in text["widths"]
+    assert "needs a horizontal scrollbar" in text["widths"]
 
 
 # ---------------------------------------------------------------------------------------------- each page
