@@ -18,6 +18,7 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def driver():
     for path, package in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")]:
         if not Path(path).is_file():
             pytest.fail(f"{path} not found: install Debian's {package} package (.ci/run does)", pytrace=False)
+    # Widths depend on the font: the theme's text falls back to the system's sans-serif, DejaVu Sans on Debian.
+    if shutil.which("fc-match") and "DejaVu Sans" not in subprocess.run(
+        ["fc-match", "sans-serif"], capture_output=True, text=True).stdout:
+        pytest.fail("sans-serif is not DejaVu Sans here: install Debian's fonts-dejavu-core (.ci/run does), "
+                    "or the widths judged differ from CI's", pytrace=False)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -142,23 +148,29 @@ class Book:
         return self._pages[page]
 
     def _load(self, page: str) -> dict:
-        from selenium.common.exceptions import TimeoutException
-
         d = self.driver
         if d.current_url.startswith(self.server):  # every page is judged as a reader's first visit
             d.execute_script("localStorage.clear(); sessionStorage.clear();")
         d.get_log("browser")  # drop what earlier pages left
         d.get(self.server + page)
-        try:
-            settled = d.execute_async_script(_SETTLE)
-        except TimeoutException:
-            settled = "timed out waiting for MathJax, fonts and images"
+        settled = self._settle()
+        screenshot = self._screenshot(page)  # the page as a reader first sees it
+        # Then every collapsed part (hidden code cells, exercise solutions) is opened: what a reader can open
+        # is judged too, a formula in a solution as much as one in the text.
+        d.execute_script("document.querySelectorAll('details').forEach((el) => { el.open = true; });")
+        settled = settled if settled != "ok" else self._settle()
         facts = d.execute_script(_COLLECT)
-        facts["settled"] = settled
         facts["console"] = [e for e in d.get_log("browser") if e.get("level") == "SEVERE" and not _favicon(e, facts)]
-        facts["screenshot"] = self._screenshot(page)
-        facts["root"] = self.root
+        facts.update(settled=settled, screenshot=screenshot, root=self.root)
         return facts
+
+    def _settle(self) -> str:
+        from selenium.common.exceptions import TimeoutException
+
+        try:
+            return self.driver.execute_async_script(_SETTLE)
+        except TimeoutException:
+            return "timed out waiting for MathJax, fonts and images"
 
     def _screenshot(self, page: str) -> Path:
         """The whole page, top to bottom, at the window's width (the API reference: its first MAX_SHOT px)."""

@@ -220,6 +220,7 @@ _BAD_PAGE = r"""<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="icon
 <img id="still" src="still.gif">
 <div id="scroller" style="overflow-x: auto"><span style="display: inline-block; width: 900px">a formula</span></div>
 <pre style="overflow-x: auto">code may scroll: LONG_LINE</pre>
+<details><summary>Solution</summary><div id="hidden-wide" style="width: 700px">opened, too wide</div></details>
 <div class="cell_output"><div class="output stream"><pre>Traceback (most recent call last):
 ValueError: bad</pre></div></div>
 <div class="cell_output"><div class="output stderr"><pre>training: 50%</pre></div></div>
@@ -250,8 +251,9 @@ def test_the_judges_catch_known_defects(driver, tmp_path):
     assert "nowhere.html" in text["links"] and "#nope" in text["links"] and "#here" not in text["links"]
     assert "Traceback" in text["outputs"] and "ValueError" in text["outputs"]
     assert "stderr or error output" in text["outputs"]
-    assert len(found["widths"]) == 2, found["widths"]  # the wide image and the scrolling formula, not the code
-    assert "too-wide" in text["widths"] and "#scroller" in text["widths"]
+    # the wide image, the scrolling formula and the box in the collapsed solution; not the code
+    assert len(found["widths"]) == 3, found["widths"]
+    assert "too-wide" in text["widths"] and "#scroller" in text["widths"] and "#hidden-wide" in text["widths"]
     assert "needs a horizontal scrollbar" in text["widths"]
 
 
