@@ -14,6 +14,10 @@ What "wider than its column" means here. The theme's content column (``article.b
 The one exception is code: a code block (``pre``, or a ``div.highlight`` around it) may scroll
 sideways. Program text cannot be re-wrapped without changing it, every code block is its own scroll
 container, and readers of code expect it.
+
+Collapsed parts (hidden code cells, exercise solutions in dropdowns) are opened before the page is
+judged, since a reader can open them; the screenshot shows the page as first seen, with them closed.
+The book's wide result tables fit thanks to _static/book.css (compact cells for five or more columns).
 """
 
 from __future__ import annotations
