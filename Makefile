@@ -24,11 +24,12 @@ unexport MPLBACKEND
 # while the book builds would put its state and a CDN script into the page (see genvae/frontend.py).
 export GENVAE_WIDGETS := 0
 
-.PHONY: help venv book test unit nbval book-quick book-fashion book-fashion-quick reproduce benchmarks clean
+.PHONY: help venv book test unit nbval book-quick browser book-fashion book-fashion-quick reproduce benchmarks clean
 
 help:
 	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
-	@echo "make test        set up, then run every test: unit tests, nbval (quick), quick book build"
+	@echo "make test        set up, then run every test: unit tests, nbval (quick), quick book build, browser"
+	@echo "make browser     open every page of the quick build in headless Chromium; screenshots in _build/screenshots"
 	@echo "make book-fashion  the whole book on Fashion-MNIST (full mode) -> _build/fashion/_build/html/index.html"
 	@echo "make reproduce   train every model the book uses (full mode) into the cache"
 	@echo "make benchmarks  measure speed and memory; writes benchmarks/RESULTS.md (about 20 min)"
@@ -81,7 +82,14 @@ book-fashion-quick: $(STAMP)
 	GENVAE_QUICK=1 GENVAE_DATASET=fashion-mnist $(BIN)/genvae reproduce
 	GENVAE_QUICK=1 GENVAE_DATASET=fashion-mnist $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/fashion-quick
 
-test: unit nbval book-quick
+# Every page of the quick build opened in headless Chromium (one browser session, browser_tests/): console
+# errors, images, maths typeset offline, GIFs, internal links, outputs without tracebacks or warnings, nothing
+# wider than the content column; a screenshot of each page in _build/screenshots/. Needs Debian's chromium and
+# chromium-driver (.ci/run installs them) and a build (`make book-quick`): without one it fails, never skips.
+browser: $(STAMP)
+	$(BIN)/python -m pytest browser_tests
+
+test: unit nbval book-quick browser
 
 clean:
 	rm -rf _build

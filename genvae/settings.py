@@ -3,18 +3,18 @@
 Every knob here is an environment variable, so a notebook, a test and the CLI
 all see the same values without passing them around.
 
-=================  ==========================================  =========================
-variable           meaning                                     default
-=================  ==========================================  =========================
-``GENVAE_DATA``    data root in torchvision's layout           ``~/.cache/genvae/data``
-``GENVAE_CACHE``   trained-model cache                         ``~/.cache/genvae/models``
-``GENVAE_QUICK``   ``1`` = few epochs on a data subset (CI)    off (full mode)
-``GENVAE_DEVICE``  ``cpu``, ``cuda``, ``mps``...               CUDA, then MPS, then CPU
-``GENVAE_CUDA_GRAPH`` ``0`` = no CUDA-graph replay of the step   on (CUDA only)
-``GENVAE_PRECISION`` ``fp32`` or ``bf16`` for the book's recipes  see :func:`training_precision`
-``GENVAE_DATASET`` the book's data set (``fashion-mnist``...)  ``mnist``
-``GENVAE_WIDGETS`` ``1``/``0``: ipywidgets or none (sliders, bars)  auto: live Jupyter only
-=================  ==========================================  =========================
+=====================  ====================================================  ==============================
+variable               meaning                                               default
+=====================  ====================================================  ==============================
+``GENVAE_DATA``        data root in torchvision's layout                     ``~/.cache/genvae/data``
+``GENVAE_CACHE``       trained-model cache                                   ``~/.cache/genvae/models``
+``GENVAE_QUICK``       ``1`` = few epochs on a data subset (CI)              off (full mode)
+``GENVAE_DEVICE``      ``cpu``, ``cuda``, ``mps``...                         CUDA, then MPS, then CPU
+``GENVAE_CUDA_GRAPH``  ``0`` = no CUDA-graph replay of the step              on (CUDA only)
+``GENVAE_PRECISION``   ``fp32`` or ``bf16`` for the book's recipes           see :func:`training_precision`
+``GENVAE_DATASET``     the book's data set (``fashion-mnist``...)            ``mnist``
+``GENVAE_WIDGETS``     ``1``/``0``: ipywidgets or none (sliders, bars)       auto: live Jupyter only
+=====================  ====================================================  ==============================
 """
 
 from __future__ import annotations
