@@ -75,13 +75,16 @@ def _cell(value, floatfmt: str) -> str:
     if isinstance(value, numbers.Integral):
         return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
     if isinstance(value, numbers.Real):
+        if math.isnan(float(value)):
+            return "–"  # a table's NaN marks a number that does not apply (a GAN has no reconstruction error)
         return floatfmt.format(float(value)) if math.isfinite(float(value)) else str(float(value))
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def table(rows, floatfmt: str = "{:.4g}", index: str | None = None) -> str:
     """A Markdown table from a list of dicts, or from a pandas DataFrame (its index becomes a column named
-    ``index`` or the index's own name). Floats are shown with ``floatfmt``; columns follow the first row."""
+    ``index`` or the index's own name). Floats are shown with ``floatfmt``, NaN as "–" (does not apply);
+    columns follow the first row."""
     if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # a DataFrame, without importing pandas here
         frame = rows
         name = index or frame.index.name or ""

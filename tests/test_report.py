@@ -23,6 +23,11 @@ def test_table_from_a_dataframe_keeps_its_index():
         report.table([])
 
 
+def test_a_nan_cell_reads_as_not_applicable_and_infinities_stay():
+    md = report.table([{"model": "GAN", "MSE": float("nan"), "KL": float("inf"), "FD": -float("inf")}])
+    assert md.splitlines()[2] == "| GAN | – | inf | -inf |"
+
+
 def test_verdicts_and_counts():
     assert report.verdict(0.03 < 0.04, "below", "above") == "below"
     assert report.verdict(0.05 < 0.04, "below", "above") == "above"
