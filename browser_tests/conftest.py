@@ -251,7 +251,7 @@ const mathjaxScript = Array.from(document.scripts).map((s) => s.src).find((s) =>
 const untypeset = mathNodes.filter((m) => !m.querySelector("mjx-container")).map(describe);
 const mathErrors = Array.from(document.querySelectorAll("mjx-merror"))
   .map((e) => describe(e.closest("mjx-container") || e));
-const SKIP_TEXT = "pre, code, script, style, textarea, mjx-container, mjx-assistive-mml, .highlight, kbd, samp";
+const SKIP_TEXT = "pre, code, script, style, textarea, mjx-container, mjx-assistive-mml, .highlight, kbd, samp, .sig";  // .sig: API signatures are code
 const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
 const visibleText = [];
 for (let n = walker.nextNode(); n; n = walker.nextNode()) {
