@@ -216,7 +216,9 @@ def load_or_train_many(
             trained = fit_stack(slots[members[0]][0].model_config, [slots[i][1] for i in members],
                                 device=device, progress=progress, desc=f"stack of {len(members)}: {', '.join(names)}",
                                 resume=resume)
-        seconds = (time.perf_counter() - t0) / len(members)
+        # This process's time, plus the epochs an interrupted run finished before it (kept in the resume state).
+        earlier = sum(e.get("seconds", 0.0) for e in trained[0][1].epochs if e.get("resumed"))
+        seconds = (time.perf_counter() - t0 + earlier) / len(members)
         stacked = {"size": len(members), "members": [slots[i][0].name for i in members]} if len(members) > 1 else None
         for i, (model, history) in zip(members, trained):
             r, tc, key, path = slots[i]

@@ -130,7 +130,8 @@ def _train_one(exp, args, quick: bool) -> None:
     t0 = time.perf_counter()
     trained = exp.load(quick=quick, retrain=getattr(args, "retrain", False), device=args.device)
     how = "loaded from cache" if trained.from_cache else f"trained in {time.perf_counter() - t0:.1f} s"
-    print(f"{exp.name}: {how}; test {_format_metrics(trained.metrics)}\n  -> {trained.path}")
+    kept = f"-> {trained.path}" if trained.saved else "not kept in the cache (see the warning above)"
+    print(f"{exp.name}: {how}; test {_format_metrics(trained.metrics)}\n  {kept}")
 
 
 def _cmd_train(args) -> int:
@@ -181,7 +182,8 @@ def _cmd_reproduce(args) -> int:
         stacked = f" (one stack of {len(result.trained)})" if len(result.trained) > 1 else ""
         print(f"[{done[0]}/{len(todo)}] {names}{stacked}: trained in {_duration(result.seconds)}", flush=True)
         for t in result.trained:
-            print(f"  {t.name}: test {_format_metrics(t.metrics)}", flush=True)
+            kept = "" if t.saved else " (not kept in the cache: see the warning above)"
+            print(f"  {t.name}: test {_format_metrics(t.metrics)}{kept}", flush=True)
         if progress.units_done < progress.units_total:
             print(f"  {len(todo) - done[0]} left, about {_duration(progress.seconds_left)} to go", flush=True)
 

@@ -117,3 +117,24 @@ def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "genvae", "train", "ae_d2", "--frobnicate"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr  # a usage error: the usage, then the problem
     assert r.stderr.startswith("usage: genvae") and r.stderr.endswith("genvae: error: unrecognized arguments: --frobnicate\n")
+
+
+def test_a_model_the_cache_could_not_keep_is_not_reported_as_kept(capsys, monkeypatch):
+    """An unwritable cache: `train` and `reproduce` say the model was not kept instead of printing its path."""
+    import errno
+    import os
+
+    from genvae import checkpoint
+    from genvae.cache import CacheWarning
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), "somewhere")
+
+    monkeypatch.setattr(checkpoint, "save_file", read_only)
+    with pytest.warns(CacheWarning, match="cannot write the model cache folder"):
+        assert main(["train", "ae_d32", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "not kept in the cache" in out and "->" not in out
+    with pytest.warns(CacheWarning, match="cannot write the model cache folder"):
+        assert main(["reproduce", "--quick", "--only", "ae_d32", "--jobs", "1"]) == 0
+    assert "ae_d32: test " in (out := capsys.readouterr().out) and "(not kept in the cache" in out

@@ -84,6 +84,7 @@ def test_training_resumed_after_ctrl_c_equals_an_uninterrupted_one(case, capsys,
     resumed = load_or_train(mc, tc, name="tiny", progress=False)
     assert "tiny: resuming from epoch 2" in capsys.readouterr().err
     assert [e.get("resumed", False) for e in resumed.history.epochs] == [True, True, False]
+    assert resumed.train_seconds >= resumed.history.seconds  # the epochs of the interrupted run count too
     _assert_same_training(reference, resumed)
     assert not state.exists() and (entry / "meta.json").is_file()
     assert load_or_train(mc, tc, name="tiny", progress=False).from_cache
