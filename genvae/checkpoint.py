@@ -48,12 +48,26 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder is missing, incomplete, corrupt or does not match its config."""
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file here: 0o666 less the process's umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it; it is put back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # read once, at import, before any thread of ours runs
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``."""
+    """Call ``write(tmp_path)``, then rename the temporary file over ``path``.
+
+    The file gets the umask's usual mode (mkstemp makes it 0600, which would hide a shared cache
+    from everyone but its owner)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

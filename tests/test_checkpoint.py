@@ -53,6 +53,14 @@ def test_a_sound_checkpoint_loads(saved):
     assert model.config == CFG and meta["note"] == "hello"
 
 
+def test_saved_files_get_the_umask_mode_not_mkstemps_0600(saved):
+    """A shared cache is readable by whoever the umask allows, as files made by open() would be."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for name in ("model.safetensors", "meta.json"):
+        assert (saved / name).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_tampered_weights_name_both_files(saved):
     weights = saved / "model.safetensors"
     blob = bytearray(weights.read_bytes())
