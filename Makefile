@@ -24,7 +24,7 @@ unexport MPLBACKEND
 # while the book builds would put its state and a CDN script into the page (see genvae/frontend.py).
 export GENVAE_WIDGETS := 0
 
-.PHONY: help venv book test unit nbval book-quick browser book-fashion book-fashion-quick reproduce benchmarks clean
+.PHONY: help venv book test unit nbval book-quick browser browser-deps book-fashion book-fashion-quick reproduce benchmarks clean
 
 help:
 	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
@@ -87,12 +87,17 @@ book-fashion-quick: $(STAMP)
 
 # Every page of the quick build opened in headless Chromium (one browser session, browser_tests/): console
 # errors, images, maths typeset offline, GIFs, internal links, outputs without tracebacks or warnings, nothing
-# wider than the content column; a screenshot of each page in _build/screenshots/. Needs Debian's chromium and
-# chromium-driver (.ci/run installs them) and a build (`make book-quick`): without one it fails, never skips.
-browser: $(STAMP)
+# wider than the content column; a screenshot of each page in _build/screenshots/. Needs Debian's chromium,
+# chromium-driver and fonts-dejavu-core (.ci/browser-deps installs them with apt when missing) and a build
+# (`make book-quick`): without one it fails, never skips.
+browser-deps:
+	bash .ci/browser-deps
+
+browser: $(STAMP) browser-deps
 	$(BIN)/python -m pytest browser_tests
 
-test: unit book-quick browser
+# The browser's system packages come first, so a machine that cannot get them fails in seconds, not after the build.
+test: browser-deps unit book-quick browser
 
 clean:
 	rm -rf _build
