@@ -37,10 +37,10 @@ import torch
 from . import checkpoint
 from .cache import CACHE_FIELDS, EVALS, _load_entry, cache_key
 from .models import ModelConfig
+from .resume import SUFFIX as RESUME
 from .train import PRECISIONS, TrainConfig
 
 ENTRY_NAME = re.compile(r"^(?P<slug>.+)-(?P<key>[0-9a-f]{16})$")
-RESUME = ".resume"
 STALE_SECONDS = 600  # a save renames its temporary file within seconds; a training writes its resume state every epoch
 _ENTRY_FILES = {checkpoint.WEIGHTS, checkpoint.META, EVALS}
 

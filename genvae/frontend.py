@@ -31,11 +31,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from .settings import env_flag
+
 __all__ = ["in_kernel", "live_notebook", "widgets", "bar_kind", "progress_bar", "BAR_KINDS"]
 
 BAR_KINDS = ("notebook", "text", "off")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def _shell() -> Any:
@@ -74,17 +74,6 @@ def live_notebook(env: Mapping[str, str] | None = None, shell: Any = None,
     return bool(env.get("JPY_SESSION_NAME")) or "__vsc_ipynb_file__" in user_ns
 
 
-def _widgets_setting(env: Mapping[str, str]) -> bool | None:
-    value = env.get("GENVAE_WIDGETS", "").strip().lower()
-    if not value or value == "auto":
-        return None
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"GENVAE_WIDGETS={value!r} is not understood; use 1 (widgets), 0 (none) or auto")
-
-
 def _have_ipywidgets() -> bool:
     return importlib.util.find_spec("ipywidgets") is not None
 
@@ -95,7 +84,7 @@ def widgets(env: Mapping[str, str] | None = None, shell: Any = None, modules: Ma
     ipywidgets installed."""
     env = os.environ if env is None else env
     have = _have_ipywidgets() if have_ipywidgets is None else have_ipywidgets
-    forced = _widgets_setting(env)
+    forced = env_flag("GENVAE_WIDGETS", None, env, choices="1 (widgets), 0 (none) or auto")
     if forced is not None:
         return forced and have
     return have and live_notebook(env, shell, modules)

@@ -20,6 +20,7 @@ variable               meaning                                               def
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -45,20 +46,23 @@ def cache_root() -> Path:
     return Path(env).expanduser().resolve() if env else _default_home() / "models"
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
+def env_flag(name: str, default: bool | None, env: Mapping[str, str] | None = None, choices: str = "1 or 0"
+             ) -> bool | None:
+    """The yes/no environment variable ``name`` (of ``env``, default ``os.environ``): ``default`` when unset,
+    or set to ``auto`` where the default is ``None`` (decide later); ``ValueError`` naming ``choices`` otherwise."""
+    value = (os.environ if env is None else env).get(name, "").strip().lower()
+    if not value or (default is None and value == "auto"):
         return default
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{name}={value!r} is not understood; use 1 or 0")
+    raise ValueError(f"{name}={value!r} is not understood; use {choices}")
 
 
 def quick_mode() -> bool:
     """True when ``GENVAE_QUICK`` asks for the small CI-sized settings."""
-    return _flag("GENVAE_QUICK", False)
+    return env_flag("GENVAE_QUICK", False)
 
 
 def book_dataset() -> str:
@@ -68,7 +72,7 @@ def book_dataset() -> str:
 
 def cuda_graphs_enabled() -> bool:
     """Replay the training step as a CUDA graph on CUDA devices (``GENVAE_CUDA_GRAPH``, default on)."""
-    return _flag("GENVAE_CUDA_GRAPH", True)
+    return env_flag("GENVAE_CUDA_GRAPH", True)
 
 
 def pick(full, quick):

@@ -89,7 +89,13 @@ class ModelStack(nn.Module):
         betas = torch.tensor([c.beta for c in cfgs])
         gammas = torch.tensor([c.gamma for c in cfgs])
 
-        def losses(x: Tensor, y: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        batch_dim = None if shared_batch else 0
+        weights: dict[torch.device, tuple[Tensor, Tensor]] = {}  # moved once per device, never inside a CUDA graph
+
+        def loss(x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+            if x.device not in weights:
+                weights[x.device] = betas.to(x.device), gammas.to(x.device)
+
             # vmap's randomness="different" turns each random draw from `generator` into one (N, ...) draw.
             def one(params: dict[str, Tensor], x: Tensor, y: Tensor, beta: Tensor, gamma: Tensor) -> dict[str, Tensor]:
                 def model(xb, generator=None):
@@ -97,17 +103,8 @@ class ModelStack(nn.Module):
                 return batch_losses(model, x, y, recon=recon, beta=beta, gamma=gamma, precision=precision,
                                     generator=generator)
 
-            batch_dim = None if shared_batch else 0
             batched = vmap(one, in_dims=(0, batch_dim, batch_dim, 0, 0), randomness="different")
-            params = dict(zip(self.names, self.stacked))
-            return batched(params, x, y, *weights[x.device])
-
-        weights: dict[torch.device, tuple[Tensor, Tensor]] = {}  # moved once per device, never inside a CUDA graph
-
-        def loss(x: Tensor, y: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-            if x.device not in weights:
-                weights[x.device] = betas.to(x.device), gammas.to(x.device)
-            return losses(x, y, generator)
+            return batched(dict(zip(self.names, self.stacked)), x, y, *weights[x.device])
 
         return loss
 

@@ -196,6 +196,12 @@ def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: 
     return type(out)(**{k: v.float() for k, v in vars(out).items()})
 
 
+def _label_classes(model: nn.Module) -> int | None:
+    """How many classes ``model``'s labels range over, if its loss or input uses them (else ``None``: unchecked)."""
+    cfg = getattr(model, "config", None)
+    return cfg.n_classes if getattr(cfg, "kind", None) in LABELLED_KINDS else None
+
+
 def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: str = "mse", beta=1.0, gamma=1.0,
                  precision: str = "fp32", adversarial: str = "nonsaturating", adv_weight: float = 1.0,
                  generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -362,8 +368,7 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, cfg: TrainConfig, *, batch_
     random stream (nor torch's global one), and the same model always gets the same number.
     """
     check_images(x, values=True)  # once, here, rather than at every batch
-    labelled = getattr(getattr(model, "config", None), "kind", None) in LABELLED_KINDS
-    check_labels(y, model.config.n_classes if labelled else None, batch=len(x), values=True)
+    check_labels(y, _label_classes(model), batch=len(x), values=True)
     with eval_mode(model) as dev, values_checked():
         result = evaluate_fn(loss_fn(model, replace(cfg, precision="fp32")), x.to(dev), y.to(dev), batch_size=batch_size, seed=seed)
     return {k: float(v) for k, v in result.items()}
@@ -419,9 +424,7 @@ def training_epochs(
     # The data's values are checked here, once per fit, on the CPU where they live (about 20 ms for MNIST);
     # the steps then run inside values_checked(), so no model call checks them again (a host sync per step
     # on a GPU). Shapes and dtypes are still checked at every call, which costs nothing.
-    model_cfg = getattr(trainee, "config", None)
-    labelled = getattr(model_cfg, "kind", None) in LABELLED_KINDS
-    check_training_data(data, n_classes=model_cfg.n_classes if labelled else None)
+    check_training_data(data, n_classes=_label_classes(trainee))
     trainee.to(device)
     noise = noise_generator(seeds[0], device)  # reparameterisation, binarisation, dropout, a GAN's z
     shuffles = [torch.Generator().manual_seed(s) for s in seeds]
