@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from . import settings
 
 __all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "dataset_note",
-           "digits_only", "bullets"]
+           "digits_only", "bullets", "noun"]
 
 
 def glue(name: str, value, fmt: str | None = None):
@@ -127,6 +127,15 @@ def quick_note() -> None:
 
 
 TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # data set names as prose writes them
+# What one image of a data set is called in a sentence, a figure title or a table: (singular, plural).
+NOUNS = {"mnist": ("digit", "digits"), "fashion-mnist": ("clothing image", "clothing images")}
+
+
+def noun(dataset: str, plural: bool = True) -> str:
+    """The word for the data set's images, so generated text follows the data set: ``noun("mnist")`` is
+    ``"digits"``, ``noun("fashion-mnist", plural=False)`` is ``"clothing image"``; "images" elsewhere."""
+    singular, many = NOUNS.get(dataset, ("image", "images"))
+    return many if plural else singular
 DATASET_NOTE = (
     ":::{{note}}\nThis page runs on **{title}** (`dataset = \"{name}\"`), not on MNIST: its classes are "
     "{classes}. The prose speaks of digits where the MNIST book does; read them as this data set's images.\n:::"

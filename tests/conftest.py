@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,13 @@ def device_params() -> list:
     return [pytest.param(t, id=t, marks=() if t in have else
                          pytest.mark.skip(reason=f"needs a {t.upper()} device; this machine has {', '.join(sorted(have))}"))
             for t in DEVICE_TYPES]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child process that a test stops with SIGINT: it gets SIGINT's default action back.
+
+    A process started in the background (``cmd &`` in a non-interactive shell, ``nohup``) ignores SIGINT, and
+    every child inherits that. Python then installs no KeyboardInterrupt handler, so a test runner started
+    that way would see its children shrug off the Ctrl-C that the test sends. Resetting it in the child makes
+    such a test hold wherever the runner was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -22,6 +22,7 @@ from typing import Callable
 
 import pytest
 import torch
+from conftest import default_sigint
 
 from genvae import data as gdata
 from genvae import experiments, latent, losses, metrics, plots, settings
@@ -370,7 +371,7 @@ def test_ctrl_c_exits_130_and_stops_the_worker_processes(tmp_path):
     cache_dir = tmp_path / "cache"
     p = subprocess.Popen([sys.executable, "-m", "genvae", "reproduce", "--quick", "--only", "ae_d2_s", "--jobs", "2"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env=_env(GENVAE_CACHE=str(cache_dir)))
+                         preexec_fn=default_sigint, env=_env(GENVAE_CACHE=str(cache_dir)))
     try:
         first = p.stdout.readline()  # printed once the work is planned, as the worker starts
         assert "training 2 on cpu" in first, first

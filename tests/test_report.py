@@ -80,3 +80,11 @@ def test_digits_only_skips_with_a_note_on_other_data_sets(monkeypatch):
     assert report.digits_only("mnist", "the 3~8 claim") is True and shown == []
     assert report.digits_only("fashion-mnist", "the 3~8 claim") is False
     assert len(shown) == 1 and "skipped on fashion-mnist" in shown[0] and "3~8" in shown[0]
+
+
+def test_noun_follows_the_data_set():
+    from genvae import report
+
+    assert report.noun("mnist") == "digits" and report.noun("mnist", plural=False) == "digit"
+    assert report.noun("fashion-mnist") == "clothing images"
+    assert report.noun("something-else", plural=False) == "image"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import default_sigint
 
 import genvae
 from genvae import checkpoint, train
@@ -265,7 +266,7 @@ def test_sigint_then_sigkill_then_a_finished_run(tmp_path, capfd):
     entry, state = _paths("tiny_interrupt", mc, tc)
 
     def start() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(script), "0.4"], env=env, text=True,
+        return subprocess.Popen([sys.executable, str(script), "0.4"], env=env, text=True, preexec_fn=default_sigint,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     first = start()
