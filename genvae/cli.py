@@ -5,6 +5,7 @@
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME] [--check [--rtol R]]
     genvae data check [--root DIR]
     genvae cache list | verify | prune [--dry-run] [--cache DIR]
+    genvae chapters [NAME ...] [--out DIR] [--build-output DIR] [--jobs N]
 
 Exit codes: 0 done; 2 the command line is wrong (an unknown command or option, a bad option value: argparse's
 usage and message; an unknown experiment name, or ``--only`` matching none: one line ``genvae: error: ...``);
@@ -85,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="say which data files are found and whether their checksums match")
     c.add_argument("--root", help="data root (default: GENVAE_DATA or ~/.cache/genvae/data)")
     _add_cache_parser(sub)
+
+    h = sub.add_parser("chapters", help="execute the book's chapters as Jupyter does, several at once, and hand "
+                                        "their outputs to the book build")
+    h.add_argument("names", nargs="*", metavar="NAME", help="only chapters whose file name contains NAME")
+    h.add_argument("--out", default="_build/executed", metavar="DIR",
+                   help="where the executed notebooks go (default: _build/executed)")
+    h.add_argument("--build-output", default=None, metavar="DIR",
+                   help="the --path-output of the jupyter-book build that should render these outputs: its "
+                        "jupyter-cache is emptied and filled with them (default: none is filled)")
+    h.add_argument("--jobs", type=_positive_int, default=None,
+                   help="kernels side by side (default: one per CPU, one thread each)")
+    h.add_argument("--timeout", type=_positive_int, default=3600, metavar="S", help="seconds per cell (default 3600)")
     return p
 
 
@@ -294,6 +307,8 @@ def _run(args) -> int:
             return _cmd_reproduce(args)
         if args.command == "cache":
             return _cmd_cache(args)
+        if args.command == "chapters":
+            return _cmd_chapters(args)
         return _cmd_data_check(args)
     except KeyError as e:  # an unknown experiment, or --only matching none: a usage problem, like a bad choice
         _error(e.args[0] if e.args else e)
@@ -301,6 +316,35 @@ def _run(args) -> int:
     except (ValueError, RuntimeError, OSError) as e:  # bad values, missing data, divergence
         _error(e)
         return 1
+
+
+def _cmd_chapters(args) -> int:
+    from pathlib import Path
+
+    from . import chapters
+
+    try:
+        sources = chapters.chapter_paths(chapters.ROOT, args.names or None)
+    except ValueError as e:
+        _error(e)
+        return 2
+    except FileNotFoundError as e:
+        _error(e)
+        return 1
+    t0 = time.perf_counter()
+    runs = chapters.execute_all(sources, Path(args.out).resolve(), jobs=args.jobs, timeout=args.timeout,
+                                cwd=chapters.ROOT / "book")
+    failed = [r for r in runs if not r.ok]
+    if args.build_output:
+        cache = chapters.build_cache_path(Path(args.build_output))
+        stored = chapters.fill_build_cache(runs, cache)
+        print(f"chapters: {stored} executed notebook(s) stored for the build in {cache}")
+    print(f"chapters: {len(runs) - len(failed)} of {len(runs)} ran in {time.perf_counter() - t0:.0f} s; "
+          f"executed notebooks in {Path(args.out).resolve()}")
+    for r in failed:
+        print(f"genvae: error: {r.source.name} failed ({r.error}); its outputs so far are in {r.executed}",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from . import settings
 
 __all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "dataset_note",
-           "digits_only", "bullets", "noun"]
+           "digits_only", "bullets", "noun", "note"]
 
 
 def glue(name: str, value, fmt: str | None = None):
@@ -111,10 +111,18 @@ def show(markdown: str) -> None:
     display(Markdown(markdown))
 
 
+def note(html: str) -> str:
+    """A note box that reads right everywhere: an HTML block with the classes of the book's own note
+    admonition, so the page styles it like one, while JupyterLab, VS Code, Colab and GitHub (which show a
+    MyST ``:::{note}`` fence as raw text) show a plain paragraph. ``html`` is inline HTML (``<strong>``,
+    ``<code>``): Markdown is not parsed inside an HTML block."""
+    return f'<div class="admonition note"><p class="admonition-title">Note</p><p>{html}</p></div>'
+
+
 QUICK_NOTE = (
-    ":::{{note}}\nThis page was built in **quick mode** (`GENVAE_QUICK=1`): its models trained for at most "
-    "{epochs} epochs on {subset}, so every number on it is a small-run number. The published book runs in full mode, "
-    "and `make book` rebuilds it on your machine.\n:::"
+    "This page was built in <strong>quick mode</strong> (<code>GENVAE_QUICK=1</code>): its models trained for at "
+    "most {epochs} epochs on {subset}, so every number on it is a small-run number. The published book runs in "
+    "full mode, and <code>make book</code> rebuilds it on your machine."
 )
 
 
@@ -123,7 +131,7 @@ def quick_note() -> None:
     if settings.quick_mode():
         from .train import QUICK_EPOCHS, QUICK_TRAIN_SIZE
 
-        show(QUICK_NOTE.format(epochs=QUICK_EPOCHS, subset=f"{QUICK_TRAIN_SIZE:,} training images"))
+        show(note(QUICK_NOTE.format(epochs=QUICK_EPOCHS, subset=f"{QUICK_TRAIN_SIZE:,} training images")))
 
 
 TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}  # data set names as prose writes them
@@ -136,9 +144,11 @@ def noun(dataset: str, plural: bool = True) -> str:
     ``"digits"``, ``noun("fashion-mnist", plural=False)`` is ``"clothing image"``; "images" elsewhere."""
     singular, many = NOUNS.get(dataset, ("image", "images"))
     return many if plural else singular
+
+
 DATASET_NOTE = (
-    ":::{{note}}\nThis page runs on **{title}** (`dataset = \"{name}\"`), not on MNIST: its classes are "
-    "{classes}. The prose speaks of digits where the MNIST book does; read them as this data set's images.\n:::"
+    "This page runs on <strong>{title}</strong> (<code>dataset = \"{name}\"</code>), not on MNIST: its classes "
+    "are {classes}. The prose speaks of digits where the MNIST book does; read them as this data set's images."
 )
 
 
@@ -150,7 +160,7 @@ def dataset_note(dataset: str) -> str | None:
     from .data import DATASETS
 
     spec = DATASETS[dataset]
-    text = DATASET_NOTE.format(title=TITLES.get(dataset, dataset), name=dataset, classes=", ".join(spec.classes))
+    text = note(DATASET_NOTE.format(title=TITLES.get(dataset, dataset), name=dataset, classes=", ".join(spec.classes)))
     show(text)
     return text
 

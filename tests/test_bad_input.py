@@ -272,7 +272,7 @@ class CliRow:
 
 CLI_ROWS = [
     CliRow("an unknown command", ["bogus"], 2,
-           "genvae: error: argument COMMAND: invalid choice: 'bogus' (choose from 'list', 'train', 'reproduce', 'data', 'cache')",
+           "genvae: error: argument COMMAND: invalid choice: 'bogus' (choose from 'list', 'train', 'reproduce', 'data', 'cache', 'chapters')",
            usage=True),
     CliRow("an unknown option", ["train", "ae_d2", "--bogus"], 2, "genvae: error: unrecognized arguments: --bogus",
            usage=True),

@@ -1,9 +1,11 @@
 """Every entry of book/references.bib is cited in the book, and every citation names an entry.
 
-An uncited entry still shows up in the bibliography (the references page lists the whole file), so a
-reader would find a work there that no chapter says what it was used for; a citation of a missing key
-renders as a broken reference. The bibliography is parsed with pybtex, the parser that
-sphinxcontrib-bibtex itself uses for the build.
+Citations are plain Markdown links to the references page, written author–year: ``([LeCun et al.,
+1998](references.md))`` or ``[Kingma and Welling (2014)](references.md)``. They read the same in the book,
+JupyterLab, VS Code, Colab and GitHub, where a ``{cite:p}`` role would show as typed. The references page
+lists the whole file (``:all:``), so an uncited entry would sit there with no chapter saying what it was
+used for, and a link whose author and year match no entry points the reader at nothing. The bibliography is
+parsed with pybtex, the parser that sphinxcontrib-bibtex uses for the build.
 """
 
 from __future__ import annotations
@@ -16,15 +18,38 @@ from pybtex.database import parse_file
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 BIB = BOOK / "references.bib"
+# A citation: a Markdown link to the references page; its text names the authors and the year.
+_CITATION = re.compile(r"\[([^\]]+)\]\(references\.md(?:#[^)]*)?\)")
+_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`")
 
-# MyST citation roles: {cite}`a`, {cite:p}`a,b`, {cite:t}`a`, {cite:ps}`a` and the other sphinxcontrib-bibtex
-# variants. Keys are separated by commas, with optional spaces.
-_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]*)`")
+
+def entries() -> dict[str, tuple[str, ...]]:
+    """Each key's ``(year, last names of its authors...)``, as a reader's citation names them."""
+    data = parse_file(str(BIB), bib_format="bibtex")
+    out = {}
+    for key, entry in data.entries.items():
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [re.sub(r"[{}\\'\"`]", "", " ".join(p.last_names)) for p in people] or [entry.fields["title"]]
+        out[key] = (entry.fields["year"], *names)
+    return out
 
 
-def cited_keys(text: str) -> list[str]:
-    """The keys cited in ``text``, in order, with repeats."""
-    return [key.strip() for keys in _ROLE.findall(text) for key in keys.split(",") if key.strip()]
+def citations(text: str) -> list[str]:
+    """The link texts of the citations in ``text``."""
+    return _CITATION.findall(text)
+
+
+def match(citation: str, known: dict[str, tuple[str, ...]]) -> list[str]:
+    """The keys whose first author and year both appear in the citation's text. Where several entries share
+    both, the citation's form picks one, as author–year style does: "et al." for three or more authors,
+    "A and B" (or "A & B") naming the second author for two."""
+    keys = [key for key, (year, first, *_) in known.items() if first in citation and year in citation]
+    if len(keys) > 1:
+        if "et al" in citation:
+            keys = [k for k in keys if len(known[k]) > 3]
+        else:
+            keys = [k for k in keys if len(known[k]) <= 3 and all(n in citation for n in known[k][2:])]
+    return keys
 
 
 def book_texts() -> dict[str, str]:
@@ -38,28 +63,45 @@ def book_texts() -> dict[str, str]:
     return texts
 
 
-def test_cited_keys_reads_every_role_form():
-    text = (
-        "as in {cite}`a2001`, see {cite:p}`b2002, c2003` and {cite:t}`d2004`;"
-        " {cite:ps}`e2005`. Not a citation: `cite` {glue:text}`x` {doc}`f`."
-    )
-    assert cited_keys(text) == ["a2001", "b2002", "c2003", "d2004", "e2005"]
+def test_citations_are_found_and_matched_by_author_and_year():
+    known = {"lecun1998mnist": ("1998", "LeCun", "Bottou", "Bengio"), "kingma2014vae": ("2014", "Kingma", "Welling"),
+             "kingma2014semi": ("2014", "Kingma", "Mohamed", "Rezende", "Welling")}
+    text = "([LeCun et al., 1998](references.md)) and [a page](02_ae.ipynb), [Kingma and Welling (2014)](references.md)"
+    assert citations(text) == ["LeCun et al., 1998", "Kingma and Welling (2014)"]
+    assert match("LeCun et al., 1998", known) == ["lecun1998mnist"]
+    assert match("Kingma et al., 2014", known) == ["kingma2014semi"]  # the same first author and year: the form
+    assert match("Kingma and Welling (2014)", known) == ["kingma2014vae"]
+    assert match("Kingma (2014)", known) == []  # which one? neither
+    assert match("LeCun, 1999", known) == []
 
 
-def test_book_texts_cover_the_chapters_and_pages():
-    names = set(book_texts())
-    assert {"intro.md", "references.md"} <= names
-    assert len([n for n in names if n.endswith(".ipynb")]) >= 11
+def test_the_bibliography_is_parsed():
+    known = entries()
+    assert known["lecun1998mnist"][:2] == ("1998", "LeCun")
 
 
-def test_every_bib_entry_is_cited_and_every_citation_exists():
-    entries = set(parse_file(str(BIB), bib_format="bibtex").entries)
-    assert entries, f"no entries parsed from {BIB}"
+def test_no_citation_role_is_left():
+    """``{cite:p}`` shows as typed in Jupyter, VS Code and Colab."""
+    found = {name: len(_ROLE.findall(text)) for name, text in book_texts().items() if _ROLE.search(text)}
+    assert not found, f"citation roles left (use author–year links to references.md): {found}"
+
+
+def test_every_bib_entry_is_cited_and_every_citation_names_one_entry():
+    known = entries()
+    assert known, f"no entries parsed from {BIB}"
     cited: dict[str, set[str]] = {}
+    unmatched = []
     for name, text in book_texts().items():
-        for key in cited_keys(text):
-            cited.setdefault(key, set()).add(name)
-    missing = {key: sorted(where) for key, where in cited.items() if key not in entries}
-    uncited = sorted(entries - set(cited))
-    assert not missing, f"cited but not in {BIB.name}: {missing}"
+        for citation in citations(text):
+            keys = match(citation, known)
+            if len(keys) != 1:
+                unmatched.append(f"{name}: [{citation}] matches {keys or 'none'}")
+            for key in keys:
+                cited.setdefault(key, set()).add(name)
+    uncited = sorted(set(known) - set(cited))
+    assert not unmatched, f"citations that name no single entry of {BIB.name} (author, year, et al.): {unmatched}"
     assert not uncited, f"in {BIB.name} but cited nowhere in book/: {uncited}"
+
+
+def test_the_references_page_lists_the_whole_file():
+    assert ":all:" in (BOOK / "references.md").read_text()

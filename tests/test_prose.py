@@ -33,6 +33,7 @@ _REMOVE = [
     r"```.*?```",  # fenced code
     r"`[^`\n]*`",  # inline code, role targets (the role name stays, e.g. {glue:text})
     r"\{[a-z:-]+\}",  # role and directive names
+    r"\[[^\]]*\]\(references\.md[^)]*\)",  # citations: author and year, linked to the references page
     r"\]\([^)]*\)",  # link targets
     r"<[^>]+>",  # HTML tags
     r"^:{3,}[^\n]*$",  # directive fences and their options
@@ -55,7 +56,8 @@ def prose_numbers(markdown: str) -> list[str]:
 def test_prose_numbers_finds_typed_numbers():
     md = (
         "# 3. Latent space\n"
-        "The error is 0.0375 and $\\beta = 10$ in {glue:text}`mse` of chapter 4, on 28×28 images.\n"
+        "The error is 0.0375 and $\\beta = 10$ in {glue:text}`mse` of chapter 4, on 28×28 images "
+        "([LeCun et al., 1998](references.md)).\n"
         ":::{dropdown} Solution\n:::\n```python\nx = 512\n```\nWidths 512 and 256, a 2-D code."
     )
     assert prose_numbers(md) == ["0.0375", "28", "28", "512", "256"]
@@ -73,3 +75,28 @@ def test_no_unglued_numbers_in_prose(path):
             if n not in allowed:
                 found.append(f"c{i}: {n}")
     assert not found, f"{path.name} states numbers that are not glued: {found}"
+
+
+# Roles that only the book build resolves. JupyterLab, VS Code, Colab and GitHub show them as typed, so a
+# measured number is the Markdown output of a code cell (report.show), a cross-reference a Markdown link.
+_BUILD_ONLY_ROLE = re.compile(r"\{(?:glue|eval|doc|cite|ref|numref)(?::[a-z]+)?\}`")
+# The book states its claims as claims: it never refers to the outline it was planned from.
+_OUTLINE = re.compile(r"\boutlines?\b|\bfirst edition\b|\bearlier version of this chapter\b|benchmarks/", re.I)
+
+
+def test_the_role_and_outline_patterns():
+    assert _BUILD_ONLY_ROLE.findall("{glue:text}`a` {doc}`b` {cite:p}`c` {eval}`d` :::{dropdown} x") == [
+        "{glue:text}`", "{doc}`", "{cite:p}`", "{eval}`"]
+    assert _OUTLINE.findall("the outline's claim; see `benchmarks/RESULTS.md`; the first edition; an outlier") == [
+        "outline", "benchmarks/", "first edition"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_markdown_reads_right_outside_the_book_build(path):
+    cells = json.loads(path.read_text())["cells"]
+    roles = [f"c{i}: {m.group(0)}" for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+             for m in _BUILD_ONLY_ROLE.finditer("".join(c["source"]))]
+    outline = [f"c{i}: {m.group(0)}" for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+               for m in _OUTLINE.finditer("".join(c["source"]))]
+    assert not roles, f"{path.name}: roles that Jupyter, VS Code and Colab show as typed: {roles}"
+    assert not outline, f"{path.name}: mentions of the outline the book was planned from: {outline}"

@@ -59,7 +59,7 @@ def test_quick_note_only_in_quick_mode(monkeypatch):
     assert shown == []
     monkeypatch.setenv("GENVAE_QUICK", "1")
     report.quick_note()
-    assert len(shown) == 1 and "quick mode" in shown[0] and shown[0].startswith(":::{note}")
+    assert len(shown) == 1 and "quick mode" in shown[0] and shown[0].startswith("<div class=\"admonition note\">")
     json.dumps(shown)  # plain text
 
 
@@ -68,7 +68,7 @@ def test_dataset_note_names_the_data_set_and_its_classes(monkeypatch):
     monkeypatch.setattr(report, "show", shown.append)
     assert report.dataset_note("mnist") is None and shown == []
     text = report.dataset_note("fashion-mnist")
-    assert shown == [text] and text.startswith(":::{note}") and text.rstrip().endswith(":::")
+    assert shown == [text] and text.startswith("<div class=\"admonition note\">") and text.endswith("</div>") and "\n" not in text
     assert "Fashion-MNIST" in text and "Ankle boot" in text and "T-shirt/top" in text
     with pytest.raises(KeyError):
         report.dataset_note("cifar")
