@@ -15,6 +15,7 @@ def test_a_right_answer_passes_and_an_empty_one_is_not_attempted():
     result = ch05.check_gaussian_kl(right)
     assert result.ok is True and "torch.distributions" in result.message
     assert ch05.check_gaussian_kl(None).ok is None
+    assert ch05.check_gaussian_kl(lambda *a: None).ok is None  # the stub: ``return None  # your code here``
     # The same formula written with torch.distributions itself passes too.
     assert ch05.check_gaussian_kl(ch05.reference_gaussian_kl).ok is True
 
@@ -39,7 +40,6 @@ def test_wrong_shapes_types_and_errors_are_reported_not_raised():
     assert summed.ok is False and "per element" in summed.message
     assert "shape" in ch05.check_gaussian_kl(lambda *a: right(*a)[:, :1]).message
     assert "torch.Tensor" in ch05.check_gaussian_kl(lambda *a: right(*a).tolist()).message
-    assert "returned None" in ch05.check_gaussian_kl(lambda *a: None).message
     raised = ch05.check_gaussian_kl(lambda mu1, logvar1: mu1)  # the wrong number of arguments
     assert raised.ok is False and "TypeError" in raised.message
     assert "NaN" in ch05.check_gaussian_kl(lambda *a: right(*a) * float("nan")).message
