@@ -6,8 +6,9 @@ The closed forms themselves live in :mod:`genvae.losses` (``discrete_kl``, ``gau
 * :func:`term_table`: the terms of a discrete KL, one row per outcome, for a Markdown table;
 * :func:`prior_kl_reference` and :func:`quadrature_kl`: two computations of KL(q || N(0, I)) that do not
   use the closed form (``torch.distributions``, and numerical integration of the definition);
-* :func:`kl_1d` and :func:`sign_dropped_kl`: the one-dimensional KL, and the source outline's formula
-  without its leading minus sign (which is -KL);
+* :func:`kl_1d` and :func:`prior_kl_map`: the one-dimensional KL at one point and on a grid of means and
+  standard deviations (the map :func:`genvae.plots.kl_landscape` draws);
+* :func:`sign_dropped_kl`: the closed form without its leading minus sign, which is -KL;
 * :func:`descend`: plain gradient descent on a function of ``(mu, log sigma^2)``;
 * :class:`Mixture1D`, :func:`grid_kl` and :func:`fit_gaussian`: a single Gaussian fitted to a two-mode
   target by minimising the forward KL(p || q) or the reverse KL(q || p).
@@ -31,7 +32,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 from . import losses
 
 __all__ = [
-    "term_table", "prior_kl_reference", "quadrature_kl", "kl_1d", "sign_dropped_kl", "descend",
+    "term_table", "prior_kl_reference", "quadrature_kl", "kl_1d", "prior_kl_map", "sign_dropped_kl", "descend",
     "Mixture1D", "TWO_MODES", "grid_kl", "GaussianFit", "fit_gaussian", "kl_profile",
 ]
 
@@ -117,8 +118,26 @@ def kl_1d(mu: float, sigma: float) -> float:
     return float(losses.gaussian_kl_per_dim(mu_t, logvar_t))
 
 
+def prior_kl_map(mu_axis, sigma_axis) -> np.ndarray:
+    """KL(N(mu, sigma^2) || N(0, 1)) on the grid of every ``mu`` in ``mu_axis`` and ``sigma`` in ``sigma_axis``.
+
+    Returns a float64 array of shape ``(len(sigma_axis), len(mu_axis))``: rows follow sigma and columns mu,
+    the layout ``matplotlib``'s ``contourf(mu_axis, sigma_axis, kl)`` expects. Computed with the closed form
+    (:func:`genvae.losses.gaussian_kl_per_dim`); every sigma must be positive.
+    """
+    mu_axis = np.asarray(mu_axis, dtype=np.float64)
+    sigma_axis = np.asarray(sigma_axis, dtype=np.float64)
+    if mu_axis.ndim != 1 or sigma_axis.ndim != 1:
+        raise ValueError(f"mu_axis and sigma_axis must be 1-D, got shapes {mu_axis.shape} and {sigma_axis.shape}")
+    if (sigma_axis <= 0).any():
+        raise ValueError("every sigma must be positive")
+    mu_grid, sigma_grid = np.meshgrid(mu_axis, sigma_axis)  # (S, M) each
+    kl = losses.gaussian_kl_per_dim(torch.from_numpy(mu_grid), torch.from_numpy(2 * np.log(sigma_grid)))
+    return kl.numpy()
+
+
 def sign_dropped_kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """The source outline's KL term, 1/2 (1 + log sigma^2 - mu^2 - sigma^2), per dimension, unreduced.
+    """The KL term without its leading minus sign, 1/2 (1 + log sigma^2 - mu^2 - sigma^2), per dimension, unreduced.
 
     It lacks the leading minus sign, so it equals -KL: never positive, zero only at the prior. It is the
     correct *ELBO* term (which is maximised) and a wrong *loss* (which is minimised). Shapes as

@@ -22,7 +22,7 @@ from .models import ModelConfig
 __all__ = [
     "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
     "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
-    "density_panel", "player_curves", "snapshot_grid",
+    "density_panel", "player_curves", "snapshot_grid", "KL_LEVELS", "kl_landscape",
 ]
 
 
@@ -327,6 +327,45 @@ def density_panel(
     ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
     if title:
         ax.set_title(title)
+    return ax
+
+
+# The contour levels of the KL map (nats): fine near the prior's minimum, coarse far from it.
+KL_LEVELS = (0, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 12)
+
+
+def kl_landscape(
+    mu_axis=None, sigma_axis=None, ax: Axes | None = None, title: str | None = None,
+    levels: Sequence[float] = KL_LEVELS,
+) -> Axes:
+    """The map of KL(N(mu, sigma^2) || N(0, 1)) over the mean and the standard deviation (chapter 5).
+
+    Filled contours at ``levels`` (nats, values above the last shaded as "more"), labelled white contour
+    lines, a colour bar, and a star at the minimum, the prior itself (mu = 0, sigma = 1). sigma is on a
+    logarithmic axis. The defaults cover mu in [-3, 3] and sigma in [0.05, 4]; the map comes from
+    :func:`genvae.divergence.prior_kl_map`. Paths can be drawn on top of the returned ``ax``.
+    """
+    from matplotlib.colors import BoundaryNorm
+
+    from .divergence import prior_kl_map
+
+    mu_axis = np.linspace(-3, 3, 241) if mu_axis is None else np.asarray(mu_axis, dtype=np.float64)
+    sigma_axis = (np.logspace(np.log10(0.05), np.log10(4), 240) if sigma_axis is None
+                  else np.asarray(sigma_axis, dtype=np.float64))
+    levels = list(levels)
+    if len(levels) < 2 or any(b <= a for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"levels must be at least two increasing values, got {levels}")
+    ax = _ax(ax, figsize=(7, 5))
+    kl = prior_kl_map(mu_axis, sigma_axis)  # (S, M)
+    filled = ax.contourf(mu_axis, sigma_axis, kl, levels=levels, cmap="viridis",
+                         norm=BoundaryNorm(levels, 256), extend="max")
+    lines = ax.contour(mu_axis, sigma_axis, kl, levels=levels[1:], colors="w", linewidths=0.6)
+    ax.clabel(lines, fontsize=7, fmt="%g")
+    ax.plot(0, 1, "*", color="C3", ms=16, mec="k", zorder=10, label="minimum: $\\mu=0$, $\\sigma=1$ (the prior)")
+    ax.set(yscale="log", xlabel="mean $\\mu$", ylabel="standard deviation $\\sigma$")
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(filled, ax=ax, label="KL (nats)", ticks=levels, format="%g")
     return ax
 
 

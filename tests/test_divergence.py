@@ -173,3 +173,24 @@ def test_kl_profile_has_one_forward_valley_and_a_reverse_valley_at_each_mode():
     found = interior_minima(reverse)
     for m in mix.means:
         assert any(abs(f - m) < 0.1 for f in found)
+
+
+def test_prior_kl_map_is_the_one_dimensional_kl_on_the_grid_with_its_minimum_at_the_prior():
+    mu_axis = np.linspace(-2, 2, 41)
+    sigma_axis = np.logspace(-1, 0.5, 31)  # holds sigma = 1 (index 20)
+    kl = divergence.prior_kl_map(mu_axis, sigma_axis)
+    assert kl.shape == (31, 41) and kl.dtype == np.float64  # rows sigma, columns mu
+    for i, j in [(0, 0), (20, 20), (7, 33)]:
+        assert kl[i, j] == pytest.approx(divergence.kl_1d(mu_axis[j], sigma_axis[i]), abs=1e-12)
+        q = Normal(torch.tensor(mu_axis[j]), torch.tensor(sigma_axis[i]))  # float64
+        ref = kl_divergence(q, Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)))
+        assert kl[i, j] == pytest.approx(float(ref), abs=1e-9)
+    assert np.unravel_index(kl.argmin(), kl.shape) == (20, 20) and kl.min() == pytest.approx(0, abs=1e-12)
+    with pytest.raises(ValueError):
+        divergence.prior_kl_map(mu_axis, np.array([0.0, 1.0]))
+
+
+def test_kl_1d_grows_like_minus_log_sigma_as_sigma_shrinks():
+    # Each factor of ten below sigma = 1 costs log 10 nats more, in the limit; sigma = 1e-3 costs about 6.4.
+    assert divergence.kl_1d(0.0, 1e-3) == pytest.approx(0.5 * (1e-6 - 1) + 3 * math.log(10), rel=1e-12)
+    assert divergence.kl_1d(0.0, 1e-4) - divergence.kl_1d(0.0, 1e-3) == pytest.approx(math.log(10), rel=1e-5)

@@ -102,3 +102,15 @@ def test_class_names_label_scatters_and_heatmaps():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2"]
     assert ax.get_xticklabels()[0].get_rotation() == 0
     plt.close("all")
+
+
+def test_kl_landscape_draws_the_kl_map_with_the_prior_marked_and_a_colour_bar():
+    fig, ax = plt.subplots()
+    out = plots.kl_landscape(ax=ax, title="KL map")
+    assert out is ax and ax.get_yscale() == "log" and ax.get_title() == "KL map"
+    star = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(star) == 1 and list(star[0].get_xdata()) == [0] and list(star[0].get_ydata()) == [1]
+    assert len(fig.axes) == 2  # the map and its colour bar
+    assert ax.get_xlim()[0] == pytest.approx(-3) and ax.get_ylim() == pytest.approx((0.05, 4))
+    with pytest.raises(ValueError):
+        plots.kl_landscape(levels=[1.0, 0.5])
