@@ -10,8 +10,9 @@ Three checks read the executed notebooks: they must read right outside the book 
 the build resolves, every measured sentence shown with its numbers), nbval reruns them and compares the
 outputs (``make nbval``), and the book page shows nothing the notebook does not.
 
-The cache is emptied before it is filled, so the build never shows outputs of an older run: a chapter
-that is missing there (or whose code changed since) is executed by the build itself, as before.
+A run of the whole book empties the cache before it fills it, so the build never shows outputs of an older
+run; a run of some chapters replaces only theirs. A chapter missing there (or whose code changed since) is
+executed by the build itself.
 """
 
 from __future__ import annotations
@@ -143,14 +144,22 @@ def build_cache_path(path_output: Path) -> Path:
     return Path(path_output) / "_build" / ".jupyter_cache"
 
 
-def fill_build_cache(runs: list[ChapterRun], cache_dir: Path) -> int:
-    """Empty the jupyter-cache at ``cache_dir`` and store each successful run under its source path, which
-    is what the book build looks up. Returns how many were stored."""
+def fill_build_cache(runs: list[ChapterRun], cache_dir: Path, replace_all: bool = True) -> int:
+    """Store each successful run in the jupyter-cache at ``cache_dir`` under its source path, which is what
+    the book build looks up, and return how many were stored.
+
+    With ``replace_all`` (a run of the whole book) the cache is emptied first, so no older run lingers;
+    otherwise only the entries of the chapters in ``runs`` are replaced, and the other chapters keep theirs.
+    """
     from jupyter_cache import get_cache
 
-    if Path(cache_dir).exists():
+    if replace_all and Path(cache_dir).exists():
         get_cache(str(cache_dir)).clear_cache()
     cache = get_cache(str(cache_dir))
+    uris = {str(run.source.resolve()) for run in runs}
+    for record in cache.list_cache_records():
+        if record.uri in uris:
+            cache.remove_cache(record.pk)
     stored = 0
     for run in runs:
         if run.ok:

@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="where the executed notebooks go (default: _build/executed)")
     h.add_argument("--build-output", default=None, metavar="DIR",
                    help="the --path-output of the jupyter-book build that should render these outputs: its "
-                        "jupyter-cache is emptied and filled with them (default: none is filled)")
+                        "jupyter-cache gets them (emptied first when every chapter runs; default: none is filled)")
     h.add_argument("--jobs", type=_positive_int, default=None,
                    help="kernels side by side (default: one per CPU, one thread each)")
     h.add_argument("--timeout", type=_positive_int, default=3600, metavar="S", help="seconds per cell (default 3600)")
@@ -337,7 +337,7 @@ def _cmd_chapters(args) -> int:
     failed = [r for r in runs if not r.ok]
     if args.build_output:
         cache = chapters.build_cache_path(Path(args.build_output))
-        stored = chapters.fill_build_cache(runs, cache)
+        stored = chapters.fill_build_cache(runs, cache, replace_all=not args.names)
         print(f"chapters: {stored} executed notebook(s) stored for the build in {cache}")
     print(f"chapters: {len(runs) - len(failed)} of {len(runs)} ran in {time.perf_counter() - t0:.0f} s; "
           f"executed notebooks in {Path(args.out).resolve()}")

@@ -25,7 +25,7 @@ from .train import TrainConfig
 
 # The recipes, chosen by measurement (benchmarks/recipes.py, table in benchmarks/RESULTS.md):
 # the cheapest that keeps each family's headline number within tolerance of the
-# first edition's 15 (MLP) or 8 (conv) epochs at a constant learning rate.
+# original recipe's 15 (MLP) or 8 (conv) epochs at a constant learning rate.
 # A one-cycle schedule reaches in 5 epochs what the constant rate needed 15 for.
 PRECISION = training_precision()  # bf16 on CPUs that do it natively, else fp32
 

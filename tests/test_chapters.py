@@ -73,7 +73,15 @@ def test_execute_all_runs_side_by_side_keeps_a_failed_run_and_fills_the_build_ca
     assert record.uri == str(sources[0].resolve())
     with pytest.raises(KeyError):
         cache.match_cache_notebook(nbformat.read(sources[1], as_version=4))
-    # filled again from nothing: an older run never lingers
+    # some chapters again: only theirs are replaced (a failed run leaves its chapter to the build)
+    assert chapters.fill_build_cache([bad], cache_dir, replace_all=False) == 0
+    assert get_cache(str(cache_dir)).match_cache_notebook(nbformat.read(sources[0], as_version=4)).uri == record.uri
+    assert chapters.fill_build_cache([chapters.ChapterRun(ok.source, ok.executed, 0.0, "failed")], cache_dir,
+                                     replace_all=False) == 0
+    with pytest.raises(KeyError):
+        get_cache(str(cache_dir)).match_cache_notebook(nbformat.read(sources[0], as_version=4))
+    # the whole book again: an older run never lingers
+    chapters.fill_build_cache(runs, cache_dir)
     assert chapters.fill_build_cache([], cache_dir) == 0
     with pytest.raises(KeyError):
         get_cache(str(cache_dir)).match_cache_notebook(nbformat.read(sources[0], as_version=4))
