@@ -11,7 +11,7 @@ import numpy as np
 
 from . import Result, failed, not_attempted, passed
 
-__all__ = ["check_gmm_log_density", "reference_gmm_log_density", "test_mixture"]
+__all__ = ["check_gmm_log_density", "reference_gmm_log_density", "example_mixture"]
 
 
 def reference_gmm_log_density(x, weights, means, covariances) -> np.ndarray:
@@ -23,7 +23,7 @@ def reference_gmm_log_density(x, weights, means, covariances) -> np.ndarray:
     return logsumexp(np.log(weights)[None] + log_comp.reshape(len(x), -1), axis=1)
 
 
-def test_mixture(seed: int = 0):
+def example_mixture(seed: int = 0):
     """A fixed 3-component 2-D mixture (weights, means, covariances) with unequal weights and tilted covariances."""
     rng = np.random.default_rng(seed)
     weights = np.array([0.5, 0.3, 0.2])
@@ -37,7 +37,7 @@ def check_gmm_log_density(fn) -> Result:
     """Check the learner's ``fn(x, weights, means, covariances) -> (N,)`` log-density of a Gaussian mixture."""
     if fn is None:
         return not_attempted("`my_gmm_log_density`")
-    weights, means, covariances = test_mixture()
+    weights, means, covariances = example_mixture()
     rng = np.random.default_rng(1)
     near = means[rng.integers(0, 3, 200)] + rng.normal(size=(200, 2))  # points where the mixture lives
     far = np.array([[60.0, 0.0], [0.0, -80.0], [100.0, 100.0]])  # every component's density underflows here
