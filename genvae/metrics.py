@@ -22,6 +22,7 @@ __all__ = [
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
     "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "sharpness", "PUBLISHED_MNIST_FID", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
+    "ClassChanges", "class_changes",
 ]
 
 
@@ -241,6 +242,46 @@ def off_path_rate(
             raise ValueError(f"a path needs at least 3 frames to have an interior, got {off.shape[-1]}")
         off = off[..., 1:-1]
     return float(off.double().mean())
+
+
+@dataclass(frozen=True)
+class ClassChanges:
+    """How often a model's output is judged another class than its input (see :func:`class_changes`)."""
+
+    read_right: int  # inputs the judge assigns to their own label: the ones that count
+    changed: int  # of those, outputs the judge assigns to another class
+    top_pair: tuple[int, int] | None  # the commonest change (input class, output class); None without changes
+    top_pair_count: int
+
+    @property
+    def rate(self) -> float:
+        """``changed / read_right``: the share of correctly judged inputs that come back as another class."""
+        return self.changed / self.read_right if self.read_right else float("nan")
+
+
+def class_changes(classifier: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor,
+                  batch_size: int | None = None) -> ClassChanges:
+    """Count the outputs (e.g. reconstructions) that the judge assigns to another class than their inputs.
+
+    Only inputs that the judge itself reads as their label count: a misjudged input would otherwise be
+    charged to the model. ``inputs`` and ``outputs`` are images ``(N, 1, 28, 28)`` in the same order,
+    ``labels`` ``(N,)``.
+    """
+    check_same_length(inputs=inputs, outputs=outputs, labels=labels)
+    if inputs.shape != outputs.shape:
+        raise ValueError(f"inputs and outputs must have one shape, got {tuple(inputs.shape)} and {tuple(outputs.shape)}")
+    before = predict_proba(classifier, inputs, batch_size).argmax(1)  # (N,)
+    after = predict_proba(classifier, outputs, batch_size).argmax(1)  # (N,)
+    right = before == labels.cpu()
+    changed = right & (after != before)
+    pairs = torch.stack([labels.cpu()[changed], after[changed]], 1).tolist()  # (changed, 2)
+    top, count = None, 0
+    if pairs:
+        counts: dict[tuple[int, int], int] = {}
+        for a, b in pairs:
+            counts[(a, b)] = counts.get((a, b), 0) + 1
+        top, count = max(sorted(counts.items()), key=lambda kv: kv[1])  # ties go to the smallest pair
+    return ClassChanges(int(right.sum()), int(changed.sum()), top, count)
 
 
 def switches_once(pred: torch.Tensor, a: int, b: int) -> bool:

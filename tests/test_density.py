@@ -37,3 +37,22 @@ def test_highest_density_level_holds_the_requested_mass():
     s = p.log_prob(p.sample((20000,))).numpy()
     level = density.highest_density_level(s, 0.9)
     assert np.mean(s >= level) == pytest.approx(0.9, abs=0.005)
+
+
+def test_log_likelihood_difference_gives_a_paired_interval_that_tells_real_gaps_from_noise():
+    from genvae.density import log_likelihood_difference
+
+    truth = density.toy_density(seed=0)
+    x = density.model_samples(truth, 3000, seed=1)
+    x_fit = density.model_samples(truth, 2000, seed=2)
+    single, mixture = density.fit_gmm(x_fit, 1), density.fit_gmm(x_fit, 6)
+    real = log_likelihood_difference(mixture, single, x)
+    assert real.low <= real.mean <= real.high and real.low > 0 and not real.within_noise
+    same = log_likelihood_difference(mixture, mixture, x)
+    assert same.mean == 0 and same.within_noise
+    again = log_likelihood_difference(mixture, single, x)
+    assert again == real  # seeded: the same interval on every run
+    wider = log_likelihood_difference(mixture, single, x[:100])
+    assert wider.high - wider.low > real.high - real.low
+    with pytest.raises(ValueError):
+        log_likelihood_difference(mixture, single, x, level=1.5)

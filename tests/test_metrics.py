@@ -192,3 +192,35 @@ def test_sharpness_is_the_laplacian_energy():
     blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(x)
     assert sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0
+
+
+class _FirstPixels(torch.nn.Module):
+    """A stand-in judge: the class is the brightest of the first three pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
+
+    def forward(self, x):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=100 * x.flatten(1)[:, :3])
+
+
+def test_class_changes_counts_only_inputs_the_judge_reads_right():
+    x = torch.zeros(4, 1, 28, 28)
+    flat = x.view(4, -1)
+    flat[0, 0] = flat[1, 1] = flat[2, 2] = flat[3, 0] = 1.0  # judged 0, 1, 2, 0
+    labels = torch.tensor([0, 1, 2, 1])  # the last input is misjudged: it does not count
+    out = x.clone()
+    out.view(4, -1)[1] = 0
+    out.view(4, -1)[1, 2] = 1.0  # 1 comes back as 2
+    out.view(4, -1)[3] = 0
+    out.view(4, -1)[3, 2] = 1.0  # a change of a misjudged input: not counted
+    r = metrics.class_changes(_FirstPixels(), x, out, labels)
+    assert (r.read_right, r.changed, r.top_pair, r.top_pair_count) == (3, 1, (1, 2), 1)
+    assert r.rate == pytest.approx(1 / 3)
+    same = metrics.class_changes(_FirstPixels(), x, x.clone(), labels)
+    assert same.changed == 0 and same.top_pair is None and same.rate == 0
+    with pytest.raises(ValueError):
+        metrics.class_changes(_FirstPixels(), x, out[:3], labels)
