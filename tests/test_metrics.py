@@ -192,3 +192,13 @@ def test_sharpness_is_the_laplacian_energy():
     blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(x)
     assert sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0
+
+
+def test_predict_is_the_argmax_of_the_probabilities():
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    x = images(7)
+    pred = metrics.predict(clf, x, batch_size=3)
+    with torch.no_grad():
+        direct = clf.eval()(x).logits.argmax(1)
+    assert pred.dtype == torch.int64 and torch.equal(pred, direct)
