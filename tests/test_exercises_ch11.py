@@ -60,3 +60,31 @@ def test_a_broken_answer_is_reported_not_raised():
     assert res.ok is False and "RuntimeError" in res.message
     assert ch11.check_attribute_direction(lambda c, v, y, k: [0.0] * 4).ok is False
     assert ch11.check_attribute_direction(lambda c, v, y, k: torch.zeros(3)).ok is False
+
+
+def right_input(z, y, n_classes):
+    return torch.cat([z, torch.nn.functional.one_hot(y, n_classes).to(z.dtype)], dim=1)
+
+
+def test_the_right_decoder_input_passes_on_made_up_codes_and_on_a_cvae():
+    from genvae.models import ModelConfig, build_model
+
+    assert ch11.check_decoder_input(right_input).ok is True
+    torch.manual_seed(0)
+    cvae = build_model(ModelConfig("cvae", latent_dim=3, hidden=(16,)))
+    res = ch11.check_decoder_input(right_input, cvae)
+    assert res.ok is True and "model.decode" in res.message
+    assert ch11.check_decoder_input(None).ok is None
+    assert ch11.check_decoder_input(lambda z, y, k: None).ok is None
+
+
+def test_wrong_decoder_inputs_are_named():
+    as_number = ch11.check_decoder_input(lambda z, y, k: torch.cat([z, y[:, None].float()], 1))
+    assert as_number.ok is False and "one-hot" in as_number.message
+    swapped = ch11.check_decoder_input(lambda z, y, k: torch.cat([torch.nn.functional.one_hot(y, k).float(), z], 1))
+    assert swapped.ok is False and "first" in swapped.message
+    wrong_dtype = ch11.check_decoder_input(lambda z, y, k: right_input(z, y, k).double())
+    assert wrong_dtype.ok is False and "dtype" in wrong_dtype.message
+    off_by_one = ch11.check_decoder_input(lambda z, y, k: right_input(z, (y + 1) % k, k))
+    assert off_by_one.ok is False
+    assert ch11.check_decoder_input(lambda z, y, k: 1 / 0).ok is False

@@ -1,5 +1,8 @@
 """Checkers for chapter 11 (the conditional VAE and latent arithmetic).
 
+``check_decoder_input(fn, model)``: the learner writes ``fn(z, y, n_classes)``, the input of the CVAE's
+decoder: the codes followed by the one-hot classes.
+
 ``check_attribute_direction(fn)``: the learner writes ``fn(codes, values, labels, k) -> (D,)``, the attribute
 direction of class ``k``: the mean code of the class's images in the top quartile of ``values`` minus the mean
 code of those in the bottom quartile, leaving out NaN values. The reference is
@@ -12,7 +15,7 @@ import torch
 
 from . import Result, compare_tensors, failed, not_attempted, passed
 
-__all__ = ["check_attribute_direction", "direction_cases"]
+__all__ = ["check_attribute_direction", "direction_cases", "check_decoder_input"]
 
 
 def direction_cases(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -83,3 +86,45 @@ def check_attribute_direction(fn) -> Result:
                 return failed("the answer mixes in other classes: take the quartiles and means of class k alone")
         return res
     return passed("your direction matches genvae.arithmetic.attribute_directions for every class")
+
+
+def check_decoder_input(fn, model=None) -> Result:
+    """Check ``fn(z, y, n_classes)``, the CVAE decoder's input: the codes ``(B, D)`` followed by the one-hot
+    classes ``(B, K)``, one ``(B, D + K)`` tensor of the codes' dtype. With a CVAE ``model``, also check that
+    its decoder fed this input draws what ``model.decode(z, y)`` draws."""
+    if fn is None:
+        return not_attempted("my_decoder_input")
+    g = torch.Generator().manual_seed(0)
+    n_classes, d = 10, 3
+    z = torch.randn(6, d, generator=g)
+    y = torch.tensor([0, 3, 9, 3, 7, 1])
+    try:
+        got = fn(z.clone(), y.clone(), n_classes)
+    except Exception as e:  # the learner's code may fail in any way; the check says how, and does not raise
+        return failed(f"your function raised {type(e).__name__}: {e}")
+    if got is None:
+        return not_attempted("my_decoder_input (it returned None)")
+    expected = torch.cat([z, torch.nn.functional.one_hot(y, n_classes).to(z.dtype)], dim=1)
+    if isinstance(got, torch.Tensor) and tuple(got.shape) == (len(z), d + 1):
+        return failed(f"shape {tuple(got.shape)}: the class went in as one number; encode it as a one-hot "
+                      f"vector of {n_classes} entries")
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and got.dtype != z.dtype:
+        return failed(f"the input is {got.dtype}, but the decoder's weights want the codes' dtype {z.dtype}")
+    if isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.equal(
+            got.detach().cpu(), torch.cat([expected[:, d:], expected[:, :d]], dim=1)):
+        return failed("the one-hot vector comes first; the CVAE's decoder takes the code first, then the class")
+    res = compare_tensors(got, expected, "the decoder input")
+    if not res.ok or model is None:
+        return res if not res.ok else passed("the code, then the one-hot class: the CVAE decoder's input")
+    z = torch.randn(4, model.config.latent_dim, generator=g)
+    y = torch.arange(4) % model.config.n_classes
+    with torch.no_grad():
+        dev = next(model.parameters()).device
+        ref = model.decode(z.to(dev), y.to(dev)).cpu()
+        try:
+            mine = model.decoder(fn(z.to(dev), y.to(dev), model.config.n_classes)).view_as(ref).cpu()
+        except Exception as e:  # e.g. an input built on the CPU for a model on a GPU
+            return failed(f"fed to the CVAE's decoder, your input raised {type(e).__name__}: {e}")
+    if not torch.allclose(mine, ref, atol=1e-5):
+        return failed("on the CVAE itself, the decoder fed your input draws something else than model.decode")
+    return passed("the code, then the one-hot class: fed to the CVAE's decoder it draws what model.decode draws")
