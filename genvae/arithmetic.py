@@ -24,7 +24,7 @@ from .utils import eval_mode, inference_batch
 
 __all__ = [
     "is_conditional", "encode", "decode", "transfer", "attribute_directions", "sweep", "Sweep",
-    "quartile_groups", "analogy",
+    "quartile_groups", "analogy", "random_directions", "step_slope",
 ]
 
 
@@ -114,6 +114,11 @@ class Sweep:
         """Share of decoded images (all steps) that the judge reads as their own class."""
         return float(self.kept.double().mean())
 
+    @property
+    def slope(self) -> float:
+        """Change of the measured attribute per unit step (least-squares slope, see :func:`step_slope`)."""
+        return step_slope(self.steps, self.values)
+
     def mean_values(self) -> torch.Tensor:
         """The mean measured attribute at each step ``(S,)`` (NaNs left out)."""
         return torch.nanmean(self.values, dim=1)
@@ -124,7 +129,7 @@ def sweep(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, direction
     """Decode ``codes + t * directions[labels]`` for each ``t`` in ``steps``, as each code's own class.
 
     ``measure(images) -> (N,)`` measures the attribute (e.g. ``lambda x: morpho.measure(x).thickness``);
-    ``judge_pred(images) -> (N,)`` gives the judge's classes.
+    ``judge_pred(images) -> (N,)`` gives the judge's classes, e.g. ``functools.partial(metrics.predict, judge)``.
     """
     steps = torch.as_tensor(steps, dtype=codes.dtype)
     images, values, kept = [], [], []
@@ -145,3 +150,32 @@ def analogy(model: nn.Module, z_a_high: torch.Tensor, z_a_low: torch.Tensor, z_b
     the code, carried by ``z_b_low``.
     """
     return decode(model, z_a_high - z_a_low + z_b_low, b)
+
+
+def random_directions(v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A control for a direction: for each row of ``v`` ``(N, D)``, a direction drawn uniformly at random
+    (a normalised Gaussian draw) with that row's norm. A move by ``v`` that does no more than a move by
+    ``random_directions(v)`` says nothing about the direction ``v`` points in."""
+    if v.dim() != 2:
+        raise ValueError(f"expected directions (N, D), got {tuple(v.shape)}")
+    r = torch.randn(v.shape, generator=generator, dtype=torch.float64)
+    r = r / r.norm(dim=1, keepdim=True)
+    return (r * v.double().norm(dim=1, keepdim=True)).to(v.dtype)
+
+
+def step_slope(steps, values: torch.Tensor) -> float:
+    """Least-squares slope of ``values`` ``(S, N)`` (N images measured at each of S steps) against the
+    steps ``(S,)``, over every finite measurement: how much the measured quantity changes per unit step.
+    Used on any attribute of a sweep's images, not only the one the direction was built for, so that a
+    direction's side effects (another attribute that drifts along) are measured in the same units."""
+    steps = torch.as_tensor(steps, dtype=torch.float64)
+    if values.dim() != 2 or values.shape[0] != len(steps):
+        raise ValueError(f"expected values (S, N) with S = {len(steps)} steps, got {tuple(values.shape)}")
+    t = steps[:, None].expand_as(values).reshape(-1)
+    v = values.reshape(-1).double()
+    ok = torch.isfinite(v)
+    t, v = t[ok], v[ok]
+    if len(t) < 2 or float(t.var()) == 0:
+        return float("nan")
+    tc = t - t.mean()
+    return float((tc * (v - v.mean())).sum() / (tc * tc).sum())

@@ -204,6 +204,11 @@ def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int | None
         return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size or inference_batch(dev))])
 
 
+def predict(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+    """The classifier's class for each image, ``(N,)`` int64: the argmax of :func:`predict_proba`."""
+    return predict_proba(classifier, x, batch_size).argmax(1)
+
+
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     """Share of correct predictions; ``pred`` holds class indices ``(N,)`` or scores ``(N, K)``."""
     if pred.dim() not in (1, 2) or y.dim() != 1 or len(pred) != len(y):

@@ -61,7 +61,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "Morphometrics", "measure", "binarise", "skeleton",
-    "area", "thickness", "slant", "width", "height",
+    "area", "thickness", "slant", "width", "height", "threshold_gap",
 ]
 
 _LOW_Q, _HIGH_Q = 0.02, 0.98
@@ -316,3 +316,20 @@ def measure(images: torch.Tensor, threshold: float = 0.5) -> Morphometrics:
         width=_width(mask, shear),
         height=_height(mask),
     )
+
+
+def threshold_gap(images: torch.Tensor, attribute: str = "thickness", low: float = 0.3,
+                  high: float = 0.7) -> torch.Tensor:
+    """How much an attribute depends on where the image is binarised: the attribute measured with
+    foreground ``images >= low`` minus the same attribute with ``images >= high``, ``(N,)``.
+
+    Every measure here binarises first (at 0.5 by default), so a blurred image, whose stroke edges are
+    grey, reads thicker or thinner depending on the threshold: a near-binary real digit gives a gap
+    near 0, a decoder's blurred output a larger one. NaN where either binarisation is empty.
+    """
+    if not 0.0 < low < high <= 1.0:
+        raise ValueError(f"need 0 < low < high <= 1, got low={low}, high={high}")
+    names = ("area", "thickness", "slant", "width", "height")
+    if attribute not in names:
+        raise ValueError(f"attribute must be one of {names}, got {attribute!r}")
+    return measure(images, low).as_dict()[attribute] - measure(images, high).as_dict()[attribute]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -111,3 +113,37 @@ def test_cvae_rejects_bad_labels():
     with pytest.raises(TypeError, match="integer class labels"):  # a wrong dtype is a TypeError
         cvae(x, torch.tensor([0.0, 1.0]))
     assert cvae.sample(4, y=3).shape == (4, 1, 28, 28)
+
+
+def test_step_slope_matches_numpy_polyfit_and_skips_nan():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(1)
+    steps = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
+    values = 0.7 * steps[:, None] + 3.0 + 0.3 * torch.randn(5, 8, generator=g)
+    values[1, 3] = float("nan")
+    t = steps[:, None].expand_as(values).reshape(-1).numpy()
+    v = values.reshape(-1).numpy()
+    ok = np.isfinite(v)
+    ref = np.polyfit(t[ok], v[ok], 1)[0]
+    assert arithmetic.step_slope(steps, values) == pytest.approx(float(ref), rel=1e-9)
+    assert arithmetic.step_slope(steps, values.flip(0)) == pytest.approx(-arithmetic.step_slope(steps, values), rel=1e-9)
+    s = arithmetic.Sweep(steps, torch.zeros(5, 8, 1, 28, 28), values, torch.ones(5, 8, dtype=torch.bool))
+    assert s.slope == pytest.approx(float(ref), rel=1e-9)
+    assert math.isnan(arithmetic.step_slope([0.0, 0.0], torch.ones(2, 3)))
+    with pytest.raises(ValueError):
+        arithmetic.step_slope(steps, torch.ones(4, 3))
+
+
+def test_random_directions_keep_each_norm_and_point_anywhere():
+    v = torch.zeros(4000, 8)
+    v[:, 0] = torch.linspace(0.5, 3.0, 4000)  # every row points along the first axis, with its own norm
+    r = arithmetic.random_directions(v, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(r.norm(dim=1), v.norm(dim=1))
+    cos = (r / r.norm(dim=1, keepdim=True))[:, 0]
+    assert abs(float(cos.mean())) < 0.03  # uniform on the sphere: no preferred side of the first axis
+    assert float((cos ** 2).mean()) == pytest.approx(1 / 8, abs=0.02)  # E[cos²] = 1/D
+    again = arithmetic.random_directions(v, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(r, again)  # a seeded generator reproduces the draw
+    with pytest.raises(ValueError):
+        arithmetic.random_directions(torch.ones(3))

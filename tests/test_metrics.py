@@ -224,3 +224,13 @@ def test_class_changes_counts_only_inputs_the_judge_reads_right():
     assert same.changed == 0 and same.top_pair is None and same.rate == 0
     with pytest.raises(ValueError):
         metrics.class_changes(_FirstPixels(), x, out[:3], labels)
+
+
+def test_predict_is_the_argmax_of_the_probabilities():
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    x = images(7)
+    pred = metrics.predict(clf, x, batch_size=3)
+    with torch.no_grad():
+        direct = clf.eval()(x).logits.argmax(1)
+    assert pred.dtype == torch.int64 and torch.equal(pred, direct)

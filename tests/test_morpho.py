@@ -150,3 +150,21 @@ def test_real_mnist_digits_are_plausible(mnist):
     assert ones.sum() >= 5 and zeros.sum() >= 5
     assert m.width[ones].mean() < m.width[zeros].mean()
     assert m.area[ones].mean() < m.area[zeros].mean()
+
+
+def test_threshold_gap_reads_grey_edges_as_thickness():
+    """A 3-px bar with a grey (0.5) column on each side is 5 px thick at threshold 0.3 and 3 px at 0.7;
+    the same bar without the grey edges measures the same at both."""
+    sharp = bar(3, 16)
+    blurred = torch.maximum(sharp, 0.5 * bar(5, 16))
+    gap = morpho.threshold_gap(batch(sharp, blurred), "thickness", low=0.3, high=0.7)
+    ref = morpho.measure(bar(5, 16)).thickness - morpho.measure(bar(3, 16)).thickness
+    assert gap[0].item() == pytest.approx(0.0, abs=1e-6)
+    torch.testing.assert_close(gap[1:], ref)
+    assert gap[1].item() == pytest.approx(2.0, abs=0.5)
+    assert morpho.threshold_gap(batch(blurred), "area", 0.3, 0.7).item() == 2 * 16
+    assert math.isnan(morpho.threshold_gap(batch(torch.zeros(28, 28)), "thickness").item())
+    with pytest.raises(ValueError):
+        morpho.threshold_gap(batch(sharp), "thickness", low=0.7, high=0.3)
+    with pytest.raises(ValueError):
+        morpho.threshold_gap(batch(sharp), "colour")
