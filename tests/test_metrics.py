@@ -192,3 +192,21 @@ def test_sharpness_is_the_laplacian_energy():
     blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(x)
     assert sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0
+
+
+def test_generator_failure_tells_mode_collapse_from_a_generator_that_never_learned():
+    from genvae.metrics import generator_failure
+
+    real = {"confidence": 0.9, "class entropy (nats)": 2.3}
+    assert generator_failure({"confidence": 0.8, "class entropy (nats)": 2.2}, real) == "healthy"
+    assert generator_failure({"confidence": 0.8, "class entropy (nats)": 0.3}, real) == "mode collapse"
+    assert generator_failure({"confidence": 0.3, "class entropy (nats)": 0.3}, real) == "never learned"
+
+
+def test_saturation_step_is_where_the_discriminator_loss_stays_below_the_threshold():
+    from genvae.metrics import saturation_step
+
+    assert saturation_step([1.0, 0.001, 0.5, 0.002, 0.001]) == 3
+    assert saturation_step([0.001, 0.002]) == 0
+    assert saturation_step([1.0, 0.5, 0.02]) is None
+    assert saturation_step([]) is None
