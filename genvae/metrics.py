@@ -21,7 +21,7 @@ __all__ = [
     "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
-    "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "sharpness", "PUBLISHED_MNIST_FID",
+    "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
     "PUBLISHED_MNIST_FID_SD", "PUBLISHED_MNIST_FID_SOURCE", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
 ]
 
@@ -387,6 +387,40 @@ def saturation_step(d_curve, threshold: float = 0.01) -> int | None:
             break
         step = i
     return step
+
+
+@torch.no_grad()
+def code_gain(model: nn.Module, x: torch.Tensor, recon: str = "mse") -> dict[str, float]:
+    """What a VAE's or VAE-GAN's code buys, per image of ``x``, in the reconstruction term it trains on.
+
+    The term is computed twice: with every image decoded from its posterior mean, and with every image
+    decoded from z = 0, the prior's mean, which says nothing about the image. Their difference, ``"gain"``,
+    is what the code's information lowers the term by; ``"kl"`` is what the encoder pays for it (nats per
+    image, the closed form at its posterior), and ``"gain per nat"`` their ratio. A VAE's term is its
+    pixel reconstruction loss (``recon``, summed over pixels); a VAE-GAN's is the feature reconstruction
+    loss in its discriminator's features (:func:`genvae.losses.feature_reconstruction_loss`). At the same
+    beta, a term that drops more per nat of code makes more code units worth their KL.
+    """
+    from .losses import feature_reconstruction_loss, reconstruction_loss
+
+    check_images(x, values=True)
+    with eval_mode(model) as dev:
+        with_code, without, kl = [], [], []
+        for xb in x.split(inference_batch(dev)):
+            xb = xb.to(dev)
+            mu, logvar = model.encode(xb)
+            kl.append(float(gaussian_kl(mu, logvar)) * len(xb))
+            logits_code, logits_none = model.decode(mu), model.decode(torch.zeros_like(mu))
+            if getattr(model.config, "kind", "") == "vaegan":
+                target = model.discriminate(xb).features
+                term = lambda logits: feature_reconstruction_loss(model.discriminate(torch.sigmoid(logits)).features, target)
+            else:
+                term = lambda logits: reconstruction_loss(logits, xb, recon)
+            with_code.append(float(term(logits_code)) * len(xb))
+            without.append(float(term(logits_none)) * len(xb))
+    n = len(x)
+    w, wo, k = sum(with_code) / n, sum(without) / n, sum(kl) / n
+    return {"without code": wo, "with code": w, "gain": wo - w, "kl": k, "gain per nat": (wo - w) / k if k > 0 else math.inf}
 
 
 def sharpness(images: torch.Tensor) -> float:

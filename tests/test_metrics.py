@@ -210,3 +210,16 @@ def test_saturation_step_is_where_the_discriminator_loss_stays_below_the_thresho
     assert saturation_step([0.001, 0.002]) == 0
     assert saturation_step([1.0, 0.5, 0.02]) is None
     assert saturation_step([]) is None
+
+
+@pytest.mark.parametrize("kind", ["vae", "vaegan"])
+def test_code_gain_compares_the_reconstruction_term_with_and_without_the_code(kind):
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind, "conv", latent_dim=4, channels=(8, 16), hidden=(32,)) if kind == "vaegan" \
+        else ModelConfig(kind, latent_dim=4, hidden=(32,))
+    model = build_model(cfg)
+    x = images(12)
+    g = metrics.code_gain(model, x)
+    assert set(g) == {"without code", "with code", "gain", "kl", "gain per nat"}
+    assert math.isclose(g["gain"], g["without code"] - g["with code"], rel_tol=1e-9, abs_tol=1e-9)
+    assert g["kl"] >= 0 and model.training  # the model's mode is restored
