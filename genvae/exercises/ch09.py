@@ -35,7 +35,8 @@ GENERATOR = (1.5, 0.7)  # p_G = N(mean, sd^2): a generator that is off in both p
 
 def toy() -> tuple[Normal, Normal]:
     """The two densities of the exercise, as ``torch.distributions.Normal``: ``(p_data, p_g)``."""
-    return Normal(*DATA), Normal(*GENERATOR)
+    as64 = lambda v: torch.tensor(v, dtype=torch.float64)
+    return Normal(*map(as64, DATA)), Normal(*map(as64, GENERATOR))
 
 
 def optimal_discriminator(x: Tensor) -> Tensor:
