@@ -340,7 +340,7 @@ def samples_collapsed(quality: dict[str, float], min_classes: float = 5.0) -> bo
     from the ``"class entropy (nats)"`` of :func:`sample_quality`): the generator has lost most modes.
 
     The threshold sits between what the book measured: healthy GANs of chapter 9 at 8 to 9.7
-    effective classes, collapsed ones at 1.0 to 2.4 (``benchmarks/gan_recipes.json``)."""
+    effective classes, collapsed ones at 1.0 to 2.4 (a sweep of learning rates and seeds)."""
     return math.exp(quality["class entropy (nats)"]) < min_classes
 
 
