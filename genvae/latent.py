@@ -11,7 +11,7 @@ from .utils import eval_mode, inference_batch
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
     "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
-    "CodePlane", "grid_codes", "CodeCache",
+    "CodePlane", "grid_codes", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
 ]
 
 
@@ -40,6 +40,50 @@ def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int | None = None
     check_images(x, values=True)
     with eval_mode(model) as dev:
         return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
+
+
+@torch.no_grad()
+def discriminate(model: nn.Module, x: torch.Tensor, batch_size: int | None = None):
+    """The discriminator's verdict on images ``(N, 1, 28, 28)`` of a GAN or VAE-GAN, in batches, on the CPU:
+    a :class:`~genvae.models.gan.DiscriminatorOutput` with ``logits`` ``(N,)`` and ``features`` ``(N, F)``
+    (the features the VAE-GAN compares images in)."""
+    check_images(x, values=True)
+    with eval_mode(model) as dev:
+        outs = [model.discriminate(xb.to(dev)) for xb in x.split(batch_size or inference_batch(dev))]
+    return type(outs[0])(logits=torch.cat([o.logits.cpu() for o in outs]),
+                         features=torch.cat([o.features.cpu() for o in outs]))
+
+
+def frame_changes(frames: torch.Tensor) -> torch.Tensor:
+    """Mean squared pixel change between consecutive frames ``(F, 1, 28, 28)`` of a path: ``(F - 1,)``."""
+    check_images(frames, values=False)
+    if len(frames) < 2:
+        raise ValueError(f"a change needs at least 2 frames, got {len(frames)}")
+    return (frames[1:] - frames[:-1]).pow(2).flatten(1).mean(1)
+
+
+def midpoint_norms(dims, n: int = 10_000, seed: int = 0) -> list[dict[str, float]]:
+    """How atypical the midpoint of a straight line between two noise draws is, per dimension D in ``dims``.
+
+    For z0, z1 ~ N(0, I_D), the midpoint (z0 + z1) / 2 is N(0, I_D / 2): its length is close to sqrt(D / 2),
+    about 71% of a typical draw's sqrt(D) at every D. What grows with D is how far outside the typical
+    lengths that is: the lengths of draws spread by about 0.71 whatever D is, so the gap, counted in
+    standard deviations of the typical length, grows like sqrt(D). One row per D, from ``n`` seeded pairs:
+    the mean midpoint length, the mean and standard deviation of a draw's length, their ratio and the gap
+    in standard deviations.
+    """
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for d in dims:
+        d = check_count(d, "D")
+        z0, z1 = torch.randn(2, n, d, generator=g, dtype=torch.float64)
+        mid = ((z0 + z1) / 2).norm(dim=1)
+        typical = z0.norm(dim=1)
+        mean, sd = float(typical.mean()), float(typical.std())
+        rows.append({"D": d, "midpoint length": float(mid.mean()), "typical length": mean,
+                     "typical spread (sd)": sd, "ratio": float(mid.mean()) / mean,
+                     "gap (sd)": (mean - float(mid.mean())) / sd})
+    return rows
 
 
 def centroids(z: torch.Tensor, y: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:

@@ -271,22 +271,19 @@ def gan_loss(out: GANOutput, adversarial: str = "nonsaturating") -> LossParts:
 
 def vaegan_losses(out: VAEGANOutput, beta: float = 1.0, adv_weight: float = 1.0,
                   adversarial: str = "nonsaturating") -> dict[str, Tensor]:
-    """The VAE-GAN's three players' losses, each a 0-d tensor, plus their parts.
+    """The VAE-GAN's encoder and decoder losses, each a 0-d tensor, plus their parts.
 
     * encoder: ``feature + beta * kl`` (a VAE whose likelihood lives in D's features);
     * decoder: ``feature + adv_weight * g`` (reconstruct in D's features, and fool D with both
-      reconstructions and prior samples);
-    * discriminator: ``d``, real against both kinds of generated images.
+      reconstructions and prior samples).
 
-    ``recon`` is the pixel MSE (sum over pixels), reported but never trained on.
+    The third player, the discriminator, has the GAN's :func:`discriminator_loss`, real against both kinds
+    of generated images; :func:`genvae.train.adversarial_step` takes its step first, on detached fakes.
     """
     feature = feature_reconstruction_loss(out.recon_features, out.real_features)
     kl = gaussian_kl(out.mu, out.logvar)
-    fake = torch.cat([out.recon_logits, out.prior_logits])  # (2B,)
-    g = generator_loss(fake, adversarial)
-    d = discriminator_loss(out.real_logits, fake)
-    return {"encoder": feature + beta * kl, "decoder": feature + adv_weight * g, "discriminator": d,
-            "feature": feature, "kl": kl, "g": g, "d": d}
+    g = generator_loss(torch.cat([out.recon_logits, out.prior_logits]), adversarial)  # both kinds of fakes, (2B,)
+    return {"encoder": feature + beta * kl, "decoder": feature + adv_weight * g, "feature": feature, "kl": kl, "g": g}
 
 
 def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.0, gamma: float = 1.0,
@@ -300,9 +297,10 @@ def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.
         return gan_loss(out, adversarial)
     if isinstance(out, VAEGANOutput):
         p = vaegan_losses(out, beta, adv_weight, adversarial)
+        d = discriminator_loss(out.real_logits, torch.cat([out.recon_logits, out.prior_logits]))  # monitoring
         mse = (out.x_hat - x).pow(2).sum(_IMAGE_DIMS).mean()
-        return LossParts(total=p["encoder"] + p["decoder"] + p["discriminator"], recon=mse, kl=p["kl"],
-                         d=p["d"], g=p["g"], feature=p["feature"])
+        return LossParts(total=p["encoder"] + p["decoder"] + d, recon=mse, kl=p["kl"],
+                         d=d, g=p["g"], feature=p["feature"])
     if isinstance(out, MultiStageOutput):
         return multistage_loss(out, x, y, beta, gamma, recon)
     if isinstance(out, VAEOutput):

@@ -114,3 +114,23 @@ def test_code_plane_keeps_the_two_widest_directions():
     assert (plane.lift(p) - z).abs().max() < 0.1
     with pytest.raises(ValueError, match="4-D"):
         plane.project(torch.zeros(3, 3))
+
+
+def test_midpoint_norms_ratio_stays_put_and_the_gap_in_sds_grows():
+    from genvae.latent import midpoint_norms
+
+    rows = midpoint_norms([2, 32, 512], n=4000)
+    for r in rows:
+        assert abs(r["ratio"] - 2 ** -0.5) < 0.06
+    gaps = [r["gap (sd)"] for r in rows]
+    assert gaps[0] < gaps[1] < gaps[2]
+
+
+def test_frame_changes_measures_consecutive_frames():
+    import torch
+
+    from genvae.latent import frame_changes
+
+    frames = torch.zeros(3, 1, 28, 28)
+    frames[2] = 1.0
+    assert torch.allclose(frame_changes(frames), torch.tensor([0.0, 1.0]))

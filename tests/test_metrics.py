@@ -234,3 +234,34 @@ def test_predict_is_the_argmax_of_the_probabilities():
     with torch.no_grad():
         direct = clf.eval()(x).logits.argmax(1)
     assert pred.dtype == torch.int64 and torch.equal(pred, direct)
+
+
+def test_generator_failure_tells_mode_collapse_from_a_generator_that_never_learned():
+    from genvae.metrics import generator_failure
+
+    real = {"confidence": 0.9, "class entropy (nats)": 2.3}
+    assert generator_failure({"confidence": 0.8, "class entropy (nats)": 2.2}, real) == "healthy"
+    assert generator_failure({"confidence": 0.8, "class entropy (nats)": 0.3}, real) == "mode collapse"
+    assert generator_failure({"confidence": 0.3, "class entropy (nats)": 0.3}, real) == "never learned"
+
+
+def test_saturation_step_is_where_the_discriminator_loss_stays_below_the_threshold():
+    from genvae.metrics import saturation_step
+
+    assert saturation_step([1.0, 0.001, 0.5, 0.002, 0.001]) == 3
+    assert saturation_step([0.001, 0.002]) == 0
+    assert saturation_step([1.0, 0.5, 0.02]) is None
+    assert saturation_step([]) is None
+
+
+@pytest.mark.parametrize("kind", ["vae", "vaegan"])
+def test_code_gain_compares_the_reconstruction_term_with_and_without_the_code(kind):
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind, "conv", latent_dim=4, channels=(8, 16), hidden=(32,)) if kind == "vaegan" \
+        else ModelConfig(kind, latent_dim=4, hidden=(32,))
+    model = build_model(cfg)
+    x = images(12)
+    g = metrics.code_gain(model, x)
+    assert set(g) == {"without code", "with code", "gain", "kl", "gain per nat"}
+    assert math.isclose(g["gain"], g["without code"] - g["with code"], rel_tol=1e-9, abs_tol=1e-9)
+    assert g["kl"] >= 0 and model.training  # the model's mode is restored

@@ -10,8 +10,9 @@ reconstruction x_hat in the *discriminator's feature space* instead: two images
 that the discriminator describes alike count as close, even when their pixels
 are shifted. The discriminator also plays the GAN game against both the
 reconstructions and samples from the prior, which pushes the decoder towards
-sharp images. The three players' losses are in :mod:`genvae.losses`
-(``vaegan_losses``) and their updates in :func:`genvae.train.adversarial_step`.
+sharp images. The encoder's and decoder's losses are in :mod:`genvae.losses`
+(``vaegan_losses``; the discriminator's is the GAN's ``discriminator_loss``) and the three
+players' updates in :func:`genvae.train.adversarial_step`.
 """
 
 from __future__ import annotations
