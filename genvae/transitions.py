@@ -19,6 +19,7 @@ The chapter on transitions reports, per model:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -94,11 +95,20 @@ class Transitions:
 
 
 @torch.no_grad()
-def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tensor, n_frames: int = 16) -> Transitions:
-    """Decode and classify straight paths between every ordered pair of centroids ``(K, D)``."""
+def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tensor, n_frames: int = 16,
+                      path: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = line_path) -> Transitions:
+    """Decode and classify paths between every ordered pair of centroids ``(K, D)``: straight ones by default,
+    or any ``path(c_a, c_b, n_frames) -> (n_frames, D)`` that starts at c_a and ends at c_b (a slerp, say)."""
     k = len(centroids)
     pairs = ordered_pairs(k)
-    points = torch.cat([line_path(centroids[a], centroids[b], n_frames) for a, b in pairs])  # (P*F, D)
+    points = []
+    for a, b in pairs:
+        p = torch.as_tensor(path(centroids[a], centroids[b], n_frames), dtype=centroids.dtype)
+        if tuple(p.shape) != (n_frames, centroids.shape[1]):
+            raise ValueError(f"path must return (n_frames, D) = ({n_frames}, {centroids.shape[1]}) points, "
+                             f"got {tuple(p.shape)}")
+        points.append(p)
+    points = torch.cat(points)  # (P*F, D)
     probs = predict_proba(judge, decode(model, points)).view(len(pairs), n_frames, -1)  # (P, F, K')
     pred = torch.full((k, k, n_frames), -1, dtype=torch.long)
     conf = torch.full((k, k, n_frames), float("nan"))

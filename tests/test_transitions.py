@@ -51,6 +51,19 @@ def test_transitions_through_a_middle_class_are_off_path():
     assert 0.3 < t.mean_confidence() <= 1
 
 
+def test_transitions_follow_another_path_when_given_one():
+    c = torch.tensor([[1 / 6, 0.0], [3 / 6, 0.0], [5 / 6, 0.0]])
+
+    def jump(c_a, c_b, n_frames):  # stays on c_a, then jumps to c_b: never crosses the middle class
+        return torch.stack([c_a] * (n_frames - 1) + [c_b])
+
+    t = class_transitions(_Decoder(), _Judge(), c, n_frames=9, path=jump)
+    assert t.off_path_rate() == 0 and t.one_switch_rate() == 1
+    assert class_transitions(_Decoder(), _Judge(), c, n_frames=9).off_path_rate() > 0  # the straight line does cross
+    with pytest.raises(ValueError, match="n_frames"):
+        class_transitions(_Decoder(), _Judge(), c, n_frames=9, path=lambda c_a, c_b, n: torch.stack([c_a, c_b]))
+
+
 def test_transitions_handmade_predictions():
     pred = torch.zeros(2, 2, 4, dtype=torch.long)
     pred[0, 1] = torch.tensor([0, 0, 1, 1])
