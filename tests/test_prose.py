@@ -24,7 +24,6 @@ ALLOWED_IN = {
         "3,280",  # their training epochs (protocol, cited)
         "2016",
     },
-    "08_transitions": {"2017"},  # the year in the citation link text "[Heusel et al., 2017](references.md)"
 }
 
 _REMOVE = [
