@@ -114,3 +114,15 @@ def test_code_plane_keeps_the_two_widest_directions():
     assert (plane.lift(p) - z).abs().max() < 0.1
     with pytest.raises(ValueError, match="4-D"):
         plane.project(torch.zeros(3, 3))
+
+
+def test_style_alignment_follows_a_style_along_each_class_axis():
+    import torch
+    from genvae import latent
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(200, generator=g)
+    z = torch.stack([3 * t, 0.1 * torch.randn(200, generator=g)], 1)  # one long arm along z1
+    y = torch.zeros(200, dtype=torch.long)
+    assert float(latent.style_alignment(z, y, 2 * t + 1)[0]) > 0.99
+    assert float(latent.style_alignment(z, y, torch.randn(200, generator=g))[0]) < 0.3

@@ -192,3 +192,13 @@ def test_sharpness_is_the_laplacian_energy():
     blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
     assert sharpness(blurred) < sharpness(x)
     assert sharpness(torch.full((2, 1, 28, 28), 0.7)) == 0.0
+
+
+def test_disjoint_subsets_are_disjoint_seeded_and_equal_in_size():
+    import torch
+    from genvae import metrics
+
+    parts = metrics.disjoint_subsets(103, 5, seed=1)
+    assert [len(p) for p in parts] == [20] * 5
+    assert len(torch.cat(parts).unique()) == 100
+    assert all(torch.equal(a, b) for a, b in zip(parts, metrics.disjoint_subsets(103, 5, seed=1)))
