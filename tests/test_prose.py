@@ -33,6 +33,7 @@ _REMOVE = [
     r"```.*?```",  # fenced code
     r"`[^`\n]*`",  # inline code, role targets (the role name stays, e.g. {glue:text})
     r"\{[a-z:-]+\}",  # role and directive names
+    r"\[[^\]]*\]\(references\.md[^)]*\)",  # citations: the link text names the author and the year
     r"\]\([^)]*\)",  # link targets
     r"<[^>]+>",  # HTML tags
     r"^:{3,}[^\n]*$",  # directive fences and their options
