@@ -231,14 +231,15 @@ def claim_ranks(z: torch.Tensor, y: torch.Tensor, claims: list[tuple[int, int]])
 
 
 def style_alignment(z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
-                    n_classes: int | None = None) -> torch.Tensor:
+                    n_classes: int | None = None, axis: int = 0) -> torch.Tensor:
     """Per class, how well a code's position along its class's main axis follows a style measure.
 
     For each class ``k``, the codes of class ``k`` are projected on their first principal direction (the
     long axis of the class's cluster, its "arm"), and the result is the absolute Pearson correlation
     between that position and ``style`` (one number per image, e.g. :func:`genvae.morpho.thickness`).
     ``z``: codes ``(N, D)``; ``y``: labels ``(N,)``; ``style``: ``(N,)``. Returns ``(K,)`` in [0, 1]
-    (0 for a class whose codes or style values do not vary).
+    (0 for a class whose codes or style values do not vary). ``axis=1`` uses the second principal
+    direction instead (the cluster's short axis in 2-D), a control for the long axis.
 
         >>> z = torch.tensor([[0., 0.], [1., 0.1], [2., 0.], [3., 0.1]])
         >>> style_alignment(z, torch.zeros(4, dtype=torch.long), torch.tensor([1., 2., 3., 4.])).round(decimals=2)
@@ -254,11 +255,11 @@ def style_alignment(z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
     out = torch.zeros(n_classes, dtype=torch.float64)
     for k in range(n_classes):
         zk, sk = z[y == k].double(), style[y == k].double()
-        if len(zk) < 3:
+        if len(zk) < 3 or axis >= min(zk.shape):
             continue
         zk = zk - zk.mean(0)
-        axis = torch.linalg.svd(zk, full_matrices=False).Vh[0]  # the class's long axis
-        pos, sk = zk @ axis, sk - sk.mean()
+        direction = torch.linalg.svd(zk, full_matrices=False).Vh[axis]  # axis 0: the class's long axis
+        pos, sk = zk @ direction, sk - sk.mean()
         denom = pos.norm() * sk.norm()
         out[k] = (pos @ sk).abs() / denom if denom > 0 else 0.0
     return out

@@ -126,3 +126,4 @@ def test_style_alignment_follows_a_style_along_each_class_axis():
     y = torch.zeros(200, dtype=torch.long)
     assert float(latent.style_alignment(z, y, 2 * t + 1)[0]) > 0.99
     assert float(latent.style_alignment(z, y, torch.randn(200, generator=g))[0]) < 0.3
+    assert float(latent.style_alignment(z, y, 2 * t + 1, axis=1)[0]) < 0.3  # the short axis does not follow it
