@@ -35,3 +35,37 @@ def test_common_slips_in_the_parameter_count_are_named():
 def test_a_function_that_raises_is_reported_not_raised():
     bad = ch04.check_conv_output_size(lambda n, k, s, p: 1 / 0)
     assert bad.ok is False and "ZeroDivisionError" in bad.message
+
+
+def test_the_denoising_loss_check_tells_right_from_wrong():
+    import torch
+
+    assert ch04.check_denoising_loss(ch04.reference_denoising_loss).ok is True
+    assert ch04.check_denoising_loss(None).ok is None
+
+    def noisy_target(model, x, sigma, generator):
+        noisy = (x + sigma * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+        return (model(noisy).x_hat - noisy).pow(2).mean()
+
+    bad = ch04.check_denoising_loss(noisy_target)
+    assert bad.ok is False and "clean" in bad.message
+
+    def no_clip(model, x, sigma, generator):
+        return (model(x + sigma * torch.randn(x.shape, generator=generator)).x_hat - x).pow(2).mean()
+
+    bad = ch04.check_denoising_loss(no_clip)  # the model refuses values outside [0, 1]: reported, not raised
+    assert bad.ok is False and "[0, 1]" in bad.message
+
+    def detached(model, x, sigma, generator):
+        return ch04.reference_denoising_loss(model, x, sigma, generator).detach()
+
+    assert "gradient" in ch04.check_denoising_loss(detached).message
+
+
+def test_train_with_loss_lowers_the_loss_and_is_seeded():
+    import torch
+
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0)).round()
+    a = ch04.train_with_loss(ch04.reference_denoising_loss, x, latent_dim=2, steps=5, batch_size=8)
+    b = ch04.train_with_loss(ch04.reference_denoising_loss, x, latent_dim=2, steps=5, batch_size=8)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
