@@ -27,11 +27,11 @@ CASES = [(28, 4, 2, 1), (14, 4, 2, 1), (28, 3, 1, 1), (28, 5, 1, 0), (27, 3, 2, 
 PARAM_CASES = [(1, 16, 4), (16, 32, 4), (3, 8, 5), (8, 8, 1)]
 
 
-def _call(fn, *args):
+def _call(fn, *args, shown: str | None = None):
     try:
         return fn(*args), None
     except Exception as err:  # a learner's bug is reported, not raised
-        return None, failed(f"your function raised {type(err).__name__}: {err} (for arguments {args})")
+        return None, failed(f"your function raised {type(err).__name__}: {err} (for arguments {shown or args})")
 
 
 def _side(layer: nn.Module, n: int) -> int:
@@ -138,7 +138,8 @@ def check_denoising_loss(fn, sigma: float = 0.3) -> Result:
         return not_attempted("`denoising_loss(model, x, sigma, generator)` (it should return a scalar tensor)")
     model, x = _tiny_case()
     expected = reference_denoising_loss(model, x, sigma, torch.Generator().manual_seed(0))
-    got, error = _call(fn, model, x.clone(), sigma, torch.Generator().manual_seed(0))
+    got, error = _call(fn, model, x.clone(), sigma, torch.Generator().manual_seed(0),
+                       shown=f"a small model, a batch of {len(x)} images, sigma={sigma} and a generator")
     if error is not None:
         return error
     if got is None:
@@ -149,7 +150,7 @@ def check_denoising_loss(fn, sigma: float = 0.3) -> Result:
     if not got.requires_grad:
         return failed("no gradient flows through your loss: compute it from the model's output, without .item() or no_grad")
     if torch.isclose(got.detach(), expected.detach(), rtol=1e-4, atol=1e-7):
-        return passed(f"your loss is {float(got):.6f}, as the reference")
+        return passed(f"your loss is {float(got.detach()):.6f}, as the reference")
     g = torch.Generator().manual_seed(0)
     noisy = (x + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
     with torch.no_grad():
@@ -160,8 +161,8 @@ def check_denoising_loss(fn, sigma: float = 0.3) -> Result:
         ]
     for value, hint in hints:
         if torch.isclose(got.detach(), value, rtol=1e-4, atol=1e-7):
-            return failed(f"your loss is {float(got):.6f}, expected {float(expected):.6f}: {hint}")
-    return failed(f"your loss is {float(got):.6f}, expected {float(expected):.6f}; draw the noise once, with "
+            return failed(f"your loss is {float(got.detach()):.6f}, expected {float(expected):.6f}: {hint}")
+    return failed(f"your loss is {float(got.detach()):.6f}, expected {float(expected):.6f}; draw the noise once, with "
                   "torch.randn(x.shape, generator=generator), so that it matches the reference's draw")
 
 
