@@ -10,7 +10,7 @@ from .utils import eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
-    "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
+    "neighbour_rank", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "PCA",
     "CodePlane", "grid_codes", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
 ]
 
@@ -262,8 +262,8 @@ def claim_ranks(z: torch.Tensor, y: torch.Tensor, claims: list[tuple[int, int]])
     other classes of ``a``, 1 = nearest, measured between class centroids.
 
     ``z``: codes ``(N, D)`` (or any flattened data, e.g. pixels ``(N, 784)``); ``y``: labels ``(N,)``;
-    ``claims``: pairs of class indices (lists of two work too, as papermill passes them). Chapter 3 and
-    ``benchmarks/latent_claims.py`` test the claims over several training seeds with this.
+    ``claims``: pairs of class indices (lists of two work too, as papermill passes them). Chapter 3 tests
+    the claims over several trainings with this.
     """
     dist = distance_matrix(centroids(z, y))  # (K, K)
     ranks = []
@@ -272,6 +272,41 @@ def claim_ranks(z: torch.Tensor, y: torch.Tensor, claims: list[tuple[int, int]])
             raise ValueError(f"a claim needs two different classes, got ({a}, {b})")
         ranks.append(neighbour_rank(dist, int(a), int(b)))
     return ranks
+
+
+def style_alignment(z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
+                    n_classes: int | None = None, axis: int = 0) -> torch.Tensor:
+    """Per class, how well a code's position along its class's main axis follows a style measure.
+
+    For each class ``k``, the codes of class ``k`` are projected on their first principal direction (the
+    long axis of the class's cluster, its "arm"), and the result is the absolute Pearson correlation
+    between that position and ``style`` (one number per image, e.g. :func:`genvae.morpho.thickness`).
+    ``z``: codes ``(N, D)``; ``y``: labels ``(N,)``; ``style``: ``(N,)``. Returns ``(K,)`` in [0, 1]
+    (0 for a class whose codes or style values do not vary). ``axis=1`` uses the second principal
+    direction instead (the cluster's short axis in 2-D), a control for the long axis.
+
+        >>> z = torch.tensor([[0., 0.], [1., 0.1], [2., 0.], [3., 0.1]])
+        >>> style_alignment(z, torch.zeros(4, dtype=torch.long), torch.tensor([1., 2., 3., 4.])).round(decimals=2)
+        tensor([1.], dtype=torch.float64)
+    """
+    check_codes(z, name="codes z")
+    check_labels(y, batch=len(z), name="labels y")
+    style = torch.as_tensor(style).flatten()
+    check_count(len(style), "number of style values")
+    if len(style) != len(z):
+        raise ValueError(f"{len(style)} style values for {len(z)} codes")
+    n_classes = n_classes or int(y.max()) + 1
+    out = torch.zeros(n_classes, dtype=torch.float64)
+    for k in range(n_classes):
+        zk, sk = z[y == k].double(), style[y == k].double()
+        if len(zk) < 3 or axis >= min(zk.shape):
+            continue
+        zk = zk - zk.mean(0)
+        direction = torch.linalg.svd(zk, full_matrices=False).Vh[axis]  # axis 0: the class's long axis
+        pos, sk = zk @ direction, sk - sk.mean()
+        denom = pos.norm() * sk.norm()
+        out[k] = (pos @ sk).abs() / denom if denom > 0 else 0.0
+    return out
 
 
 def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3),

@@ -18,7 +18,7 @@ from .losses import decoder_log_prob, gaussian_kl
 from .utils import eval_mode, inference_batch, noise_generator
 
 __all__ = [
-    "test_split", "test_subset", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
+    "test_split", "test_subset", "disjoint_subsets", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
     "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
@@ -46,6 +46,22 @@ def test_subset(n: int, size: int, seed: int = 0) -> torch.Tensor:
     if not 0 < size <= n:
         raise ValueError(f"size must be in [1, {n}], got {size}")
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+def disjoint_subsets(n: int, k: int, seed: int = 0) -> list[torch.Tensor]:
+    """``k`` disjoint, seeded random subsets of ``range(n)`` of ``n // k`` indices each (each sorted).
+
+    A number measured once on each subset gives a spread over test subsets: a difference between two
+    models that changes sign from one subset to another is within the noise of the test set.
+
+        >>> [len(s) for s in disjoint_subsets(10, 3)]
+        [3, 3, 3]
+    """
+    if not 0 < k <= n:
+        raise ValueError(f"cannot split {n} indices into {k} non-empty subsets")
+    size = n // k
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return [perm[i * size:(i + 1) * size].sort().values for i in range(k)]
 
 
 @torch.no_grad()

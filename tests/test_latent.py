@@ -134,3 +134,16 @@ def test_frame_changes_measures_consecutive_frames():
     frames = torch.zeros(3, 1, 28, 28)
     frames[2] = 1.0
     assert torch.allclose(frame_changes(frames), torch.tensor([0.0, 1.0]))
+
+
+def test_style_alignment_follows_a_style_along_each_class_axis():
+    import torch
+    from genvae import latent
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(200, generator=g)
+    z = torch.stack([3 * t, 0.1 * torch.randn(200, generator=g)], 1)  # one long arm along z1
+    y = torch.zeros(200, dtype=torch.long)
+    assert float(latent.style_alignment(z, y, 2 * t + 1)[0]) > 0.99
+    assert float(latent.style_alignment(z, y, torch.randn(200, generator=g))[0]) < 0.3
+    assert float(latent.style_alignment(z, y, 2 * t + 1, axis=1)[0]) < 0.3  # the short axis does not follow it

@@ -265,3 +265,13 @@ def test_code_gain_compares_the_reconstruction_term_with_and_without_the_code(ki
     assert set(g) == {"without code", "with code", "gain", "kl", "gain per nat"}
     assert math.isclose(g["gain"], g["without code"] - g["with code"], rel_tol=1e-9, abs_tol=1e-9)
     assert g["kl"] >= 0 and model.training  # the model's mode is restored
+
+
+def test_disjoint_subsets_are_disjoint_seeded_and_equal_in_size():
+    import torch
+    from genvae import metrics
+
+    parts = metrics.disjoint_subsets(103, 5, seed=1)
+    assert [len(p) for p in parts] == [20] * 5
+    assert len(torch.cat(parts).unique()) == 100
+    assert all(torch.equal(a, b) for a, b in zip(parts, metrics.disjoint_subsets(103, 5, seed=1)))

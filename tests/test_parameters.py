@@ -22,7 +22,7 @@ FASHION = dict(dataset="fashion-mnist")
 MATRIX = {
     "01_generative_models": dict(**FASHION, n_train=300, n_test=1000, n_components=4, mass=0.8, seed=1),
     "02_autoencoders": dict(**FASHION, latent_dim=3, latent_sizes=[3, 8], n_show=6),
-    "03_latent_space": dict(**FASHION, seeds=[0, 1], claims=[[1, 7]], top=3, knn_k=3),
+    "03_latent_space": dict(**FASHION, seeds=[0, 1], claims=[[1, 7]], top=3, knn_k=3, style_r=0.4),
     "04_convolutional_autoencoders": dict(**FASHION, latent_dim=3, latent_sizes=[3], n_show=6, knn_k=3, noise_seed=1),
     "05_kl_divergence": dict(**FASHION, n_pairs=1000, n_mc=2000, mc_n_max=5000, n_repeats=10, batch=8, latent_dim=3,
                              gd_steps=50, lr=0.1, seed=1),
