@@ -27,7 +27,6 @@ ALLOWED_IN = {
 }
 
 _REMOVE = [
-    r"\[[^\]\n]*\]\(references\.md\)",  # a citation: a link to the references, its text an author and a year
     r"\$\$.*?\$\$",  # display maths
     r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}",  # amsmath environments
     r"\$[^$\n]+\$",  # inline maths
