@@ -11,7 +11,7 @@ from .utils import eval_mode, inference_batch
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
     "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
-    "CodePlane", "grid_codes", "CodeCache",
+    "CodePlane", "grid_codes", "class_borders", "sample_posterior", "CodeCache",
 ]
 
 
@@ -243,6 +243,40 @@ def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3
     ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
     return grid if plane is None else plane.lift(grid)
+
+
+def class_borders(pred: torch.Tensor, n: int) -> torch.Tensor:
+    """Which cells of an ``n`` x ``n`` grid lie on a border between classes: ``(n*n,)`` booleans.
+
+    ``pred`` ``(n*n,)`` holds one class per grid cell in :func:`grid_codes`' reading order. A cell is on a
+    border when one of its four neighbours (up, down, left, right) has another class.
+    """
+    check_count(n, "n")
+    pred = torch.as_tensor(pred).reshape(n, n)
+    border = torch.zeros(n, n, dtype=torch.bool)
+    rows, cols = pred[1:] != pred[:-1], pred[:, 1:] != pred[:, :-1]  # (n-1, n), (n, n-1)
+    border[1:] |= rows
+    border[:-1] |= rows
+    border[:, 1:] |= cols
+    border[:, :-1] |= cols
+    return border.reshape(-1)
+
+
+@torch.no_grad()
+def sample_posterior(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                     batch_size: int | None = None) -> torch.Tensor:
+    """One code per image drawn from a VAE's q(z|x): ``(N, D)``, with ``generator`` (on the CPU).
+
+    Together they are a sample of the *aggregate posterior* q(z) = (1/N) sum_n q(z | x_n), the
+    distribution of codes that the decoder meets in training, which the prior N(0, I) need not match.
+    """
+    check_images(x, values=True)
+    out = []
+    with eval_mode(model) as dev:
+        for xb in x.split(batch_size or inference_batch(dev)):
+            mu, logvar = (t.cpu() for t in model.encode(xb.to(dev)))
+            out.append(mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator))
+    return torch.cat(out)
 
 
 

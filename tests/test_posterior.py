@@ -98,3 +98,33 @@ def test_grid_posterior_refuses_other_latent_sizes():
     model = build_model(ModelConfig("vae", latent_dim=3, hidden=(8,)))
     with pytest.raises(ValueError, match="2-D"):
         posterior.grid_posterior(model, torch.zeros(1, 28, 28))
+
+
+def test_grid_elbo_is_the_grids_elbo_of_the_same_q():
+    fn, _, post, _ = linear_gaussian(seed=3)
+    mu, logvar = post.mean - 0.2, post.covariance_matrix.diagonal().log() + 0.4
+    r = posterior.posterior_from_log_joint(fn, mu, logvar, (-6, 6, -6, 6), 201)
+    assert float(posterior.grid_elbo(r, mu, logvar)) == pytest.approx(r.elbo, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_split_gap_finds_the_best_mean_field_gaussian(seed):
+    """For a Gaussian posterior N(m, S) the best diagonal q (reverse KL) is N(m, 1 / diag(S^-1)): the
+    approximation gap is KL(q* || p(z|x)) in closed form, and the rest of the encoder's gap is amortisation."""
+    fn, log_px, post, _ = linear_gaussian(seed=seed)
+    mu, var = post.mean + 0.3, post.covariance_matrix.diagonal() * 0.5  # an encoder's q that is off
+    r = posterior.posterior_from_log_joint(fn, mu, var.log(), (-6, 6, -6, 6), 201)
+    split = posterior.split_gap(r, steps=500, lr=0.05)
+    prec = torch.linalg.inv(post.covariance_matrix)
+    best = torch.distributions.MultivariateNormal(post.mean, torch.diag(1 / prec.diagonal()))
+    approx = float(torch.distributions.kl_divergence(best, post))
+    assert split.approximation == pytest.approx(approx, abs=2e-3)
+    assert split.total == pytest.approx(split.approximation + split.amortisation, abs=1e-9)
+    assert split.amortisation > 0.01 and torch.allclose(split.best.mu, post.mean, atol=1e-2)
+
+
+def test_split_gap_of_the_best_q_has_no_amortisation_gap():
+    fn, _, post, _ = linear_gaussian(seed=4)
+    prec = torch.linalg.inv(post.covariance_matrix)
+    r = posterior.posterior_from_log_joint(fn, post.mean, (1 / prec.diagonal()).log(), (-6, 6, -6, 6), 201)
+    assert posterior.split_gap(r).amortisation == pytest.approx(0, abs=1e-6)

@@ -33,6 +33,7 @@ _REMOVE = [
     r"```.*?```",  # fenced code
     r"`[^`\n]*`",  # inline code, role targets (the role name stays, e.g. {glue:text})
     r"\{[a-z:-]+\}",  # role and directive names
+    r"\[[^\]\n]*\]\(references\.md\)",  # citations: [Kingma & Welling, 2014](references.md), the year included
     r"\]\([^)]*\)",  # link targets
     r"<[^>]+>",  # HTML tags
     r"^:{3,}[^\n]*$",  # directive fences and their options

@@ -37,3 +37,32 @@ def test_grid_codes_are_the_codes_latent_grid_draws():
     ax = plots.latent_grid(model, n=4, plane=plane)
     expected = plots.tile(latent.decode(model, lifted), 4, pad=0)
     assert torch.allclose(torch.as_tensor(ax.images[0].get_array()).float(), torch.as_tensor(expected).float())
+
+
+def test_class_borders_marks_cells_with_a_neighbour_of_another_class():
+    pred = torch.tensor([[0, 0, 1], [0, 0, 1], [2, 2, 2]]).reshape(-1)
+    border = latent.class_borders(pred, 3).reshape(3, 3)
+    assert border.tolist() == [[False, True, True], [True, True, True], [True, True, True]]
+    assert not latent.class_borders(torch.zeros(16, dtype=torch.long), 4).any()
+
+
+def test_sample_posterior_draws_from_q():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(ModelConfig("vae", latent_dim=3, hidden=(8,)))
+    x = torch.rand(1, 1, 28, 28).expand(4000, 1, 28, 28).contiguous()
+    z = latent.sample_posterior(model, x, generator=torch.Generator().manual_seed(0))
+    mu, logvar = model.encode(x[:1])
+    assert z.shape == (4000, 3)
+    assert torch.allclose(z.mean(0), mu[0].detach(), atol=0.1)
+    assert torch.allclose(z.std(0), (0.5 * logvar[0]).exp().detach(), rtol=0.05)
+    again = latent.sample_posterior(model, x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z, again)
+
+
+def test_collapse_kind_names_complete_partial_and_no_collapse():
+    assert metrics.collapse_kind(0, 2) == "complete collapse"
+    assert metrics.collapse_kind(8, 16) == "partial collapse, 8 of 16 units unused"
+    assert metrics.collapse_kind(16, 16) == "no collapse"
+    with pytest.raises(ValueError):
+        metrics.collapse_kind(17, 16)
