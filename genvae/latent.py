@@ -11,7 +11,7 @@ from .utils import eval_mode, inference_batch
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
     "neighbour_rank", "claim_ranks", "line_path", "tour", "FittedGaussian", "PCA",
-    "CodePlane", "grid_codes", "class_borders", "sample_posterior", "CodeCache",
+    "CodePlane", "grid_codes", "class_borders", "encode_gaussian", "CodeCache",
 ]
 
 
@@ -263,20 +263,21 @@ def class_borders(pred: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_posterior(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
-                     batch_size: int | None = None) -> torch.Tensor:
-    """One code per image drawn from a VAE's q(z|x): ``(N, D)``, with ``generator`` (on the CPU).
+def encode_gaussian(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A VAE encoder's q(z|x) for every image: ``mu, logvar``, each ``(N, D)``, on the CPU.
 
-    Together they are a sample of the *aggregate posterior* q(z) = (1/N) sum_n q(z | x_n), the
-    distribution of codes that the decoder meets in training, which the prior N(0, I) need not match.
+    Together the N Gaussians make the *aggregate posterior* q(z) = (1/N) sum_n q(z | x_n), the
+    distribution of codes that the decoder meets in training, which the prior N(0, I) need not match
+    (:func:`genvae.posterior.aggregate_log_density`).
     """
     check_images(x, values=True)
-    out = []
+    mus, logvars = [], []
     with eval_mode(model) as dev:
         for xb in x.split(batch_size or inference_batch(dev)):
-            mu, logvar = (t.cpu() for t in model.encode(xb.to(dev)))
-            out.append(mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=generator))
-    return torch.cat(out)
+            mu, logvar = model.encode(xb.to(dev))
+            mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
+    return torch.cat(mus), torch.cat(logvars)
 
 
 

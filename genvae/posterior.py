@@ -35,7 +35,8 @@ from .losses import decoder_log_prob
 from .utils import eval_mode
 
 __all__ = ["GridPosterior", "gaussian_log_density", "log_joint", "posterior_from_log_joint", "grid_posterior",
-           "grid_elbo", "GapSplit", "split_gap"]
+           "grid_elbo", "GapSplit", "split_gap", "aggregate_log_density", "prior_hole_mass",
+           "prior_hole_mask"]
 
 LOG2PI = math.log(2 * math.pi)
 Box = tuple[float, float, float, float]  # (z1 min, z1 max, z2 min, z2 max)
@@ -236,3 +237,58 @@ def split_gap(r: GridPosterior, steps: int = 300, lr: float = 0.05) -> GapSplit:
     if best.elbo < r.elbo:
         best = r
     return GapSplit(total=r.gap, approximation=best.gap, amortisation=best.elbo - r.elbo, best=best)
+
+
+def aggregate_log_density(mu: torch.Tensor, logvar: torch.Tensor, points: torch.Tensor, plane=None,
+                          chunk: int = 256) -> torch.Tensor:
+    """log q(z) of the aggregate posterior q(z) = (1/N) sum_n N(z; mu_n, diag sigma_n^2), at 2-D ``points``.
+
+    ``mu`` and ``logvar`` ``(N, D)`` are the encoder's outputs for N images; ``points`` is ``(G, 2)``; the
+    result is ``(G,)`` in float64. It is exact: the mixture of the images' Gaussians, not a kernel estimate.
+    With D = 2 and no ``plane`` the points are codes. With a ``plane`` (a :class:`genvae.latent.CodePlane`)
+    they are plane coordinates, and the density is that of the codes' projection: each q(z|x_n) projects to
+    a 2-D Gaussian with mean ``plane.project(mu_n)`` and covariance ``B diag(sigma_n^2) B^T``. The prior
+    N(0, I) projects to N(``plane.project(0)``, I), since the plane's basis B is orthonormal.
+    """
+    mu, var = mu.detach().double().cpu(), logvar.detach().double().cpu().exp()
+    if plane is None:
+        if mu.shape[1] != 2:
+            raise ValueError(f"codes of {mu.shape[1]} dimensions need a plane to be drawn in 2-D")
+        basis, centre = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    else:
+        basis, centre = plane.basis.double(), plane.mean.double()
+    m = (mu - centre) @ basis.T  # (N, 2) the projected means
+    cov = torch.einsum("id,nd,jd->nij", basis, var, basis)  # (N, 2, 2) the projected covariances
+    a, b, c = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
+    det = a * c - b * b
+    out = []
+    for p in points.double().split(chunk):
+        d = p[:, None, :] - m[None]  # (g, N, 2)
+        quad = (c * d[..., 0] ** 2 - 2 * b * d[..., 0] * d[..., 1] + a * d[..., 1] ** 2) / det
+        log_n = -0.5 * quad - 0.5 * det.log() - LOG2PI  # (g, N)
+        out.append(torch.logsumexp(log_n, 1) - math.log(len(m)))
+    return torch.cat(out)
+
+
+def prior_hole_mass(log_q: torch.Tensor, points: torch.Tensor, cell_area: float, centre: torch.Tensor | None = None,
+                    ratio: float = 0.1) -> float:
+    """The prior's probability mass, on a grid of 2-D ``points`` ``(G, 2)`` with cells of ``cell_area``, where
+    the aggregate posterior's density ``log_q`` ``(G,)`` is below ``ratio`` times the prior's.
+
+    The prior is N(``centre``, I) (N(0, I) by default; in a plane, see :func:`aggregate_log_density`). A code
+    drawn from the prior there is one the decoder has rarely met in training: a "prior hole".
+    """
+    log_p = _log_prior_2d(points, centre)
+    return float((log_p.exp() * cell_area)[prior_hole_mask(log_q, points, centre, ratio)].sum())
+
+
+def _log_prior_2d(points: torch.Tensor, centre: torch.Tensor | None) -> torch.Tensor:
+    centre = torch.zeros(2, dtype=torch.float64) if centre is None else centre.double()
+    return -0.5 * ((points.double() - centre) ** 2).sum(1) - LOG2PI
+
+
+def prior_hole_mask(log_q: torch.Tensor, points: torch.Tensor, centre: torch.Tensor | None = None,
+                    ratio: float = 0.1) -> torch.Tensor:
+    """Which 2-D ``points`` ``(G, 2)`` lie in a prior hole: the aggregate posterior's density ``log_q`` ``(G,)``
+    is below ``ratio`` times the density of the prior N(``centre``, I) there. ``(G,)`` booleans."""
+    return log_q.double() < _log_prior_2d(points, centre) + math.log(ratio)

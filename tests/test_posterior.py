@@ -128,3 +128,36 @@ def test_split_gap_of_the_best_q_has_no_amortisation_gap():
     prec = torch.linalg.inv(post.covariance_matrix)
     r = posterior.posterior_from_log_joint(fn, post.mean, (1 / prec.diagonal()).log(), (-6, 6, -6, 6), 201)
     assert posterior.split_gap(r).amortisation == pytest.approx(0, abs=1e-6)
+
+
+def test_aggregate_log_density_of_one_gaussian_and_of_a_projection():
+    import math as m
+    pts = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    got = posterior.aggregate_log_density(mu, logvar, pts)
+    want = torch.distributions.Normal(mu[0], torch.tensor([1.0, 2.0])).log_prob(pts).sum(1).double()
+    assert torch.allclose(got, want, atol=1e-9)
+    # a mixture of two equal components is the mean of their densities
+    mu2, lv2 = torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.zeros(2, 2)
+    both = posterior.aggregate_log_density(mu2, lv2, pts).exp()
+    each = [torch.distributions.Normal(c, 1.0).log_prob(pts).sum(1).exp() for c in mu2]
+    assert torch.allclose(both, ((each[0] + each[1]) / 2).double(), atol=1e-9)
+    # in a plane: N(0, I) codes in 4-D project to N(project(0), I), whatever the plane
+    from genvae import latent
+    plane = latent.CodePlane(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)))
+    centre = plane.project(torch.zeros(1, 4))[0]
+    got = posterior.aggregate_log_density(torch.zeros(1, 4), torch.zeros(1, 4), pts, plane=plane)
+    want = -0.5 * ((pts - centre) ** 2).sum(1) - m.log(2 * m.pi)
+    assert torch.allclose(got, want.double(), atol=1e-6)
+    with pytest.raises(ValueError):
+        posterior.aggregate_log_density(torch.zeros(1, 4), torch.zeros(1, 4), pts)
+
+
+def test_prior_hole_mass_is_zero_for_the_prior_and_large_for_a_narrow_posterior():
+    z1 = torch.linspace(-5.95, 5.95, 120, dtype=torch.float64)
+    g2, g1 = torch.meshgrid(z1, z1, indexing="ij")
+    pts, area = torch.stack([g1.reshape(-1), g2.reshape(-1)], 1), float(z1[1] - z1[0]) ** 2
+    prior_q = posterior.aggregate_log_density(torch.zeros(1, 2), torch.zeros(1, 2), pts)
+    assert posterior.prior_hole_mass(prior_q, pts, area) == 0.0
+    narrow = posterior.aggregate_log_density(torch.zeros(1, 2), torch.full((1, 2), math.log(0.01)), pts)
+    assert posterior.prior_hole_mass(narrow, pts, area) > 0.9
