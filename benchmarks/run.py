@@ -517,7 +517,7 @@ CHAPTER_FILTER: list[str] = []  # --chapter: only chapters whose file name conta
 
 
 def chapters() -> list[Path]:
-    found = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    found = sorted((ROOT / "book").glob("[0-9][0-9]*_*.ipynb"))
     return [p for p in found if not CHAPTER_FILTER or any(f in p.name for f in CHAPTER_FILTER)]
 
 

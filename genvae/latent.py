@@ -11,7 +11,7 @@ from .utils import eval_mode, inference_batch
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
     "neighbour_rank", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "PCA",
-    "CodePlane", "grid_codes", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
+    "CodePlane", "grid_codes", "class_borders", "encode_gaussian", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
 ]
 
 
@@ -322,6 +322,41 @@ def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3
     ys = torch.linspace(y1, y0, n)  # top row = largest z2, as on a plot
     grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)  # (n*n, 2) as (z1, z2)
     return grid if plane is None else plane.lift(grid)
+
+
+def class_borders(pred: torch.Tensor, n: int) -> torch.Tensor:
+    """Which cells of an ``n`` x ``n`` grid lie on a border between classes: ``(n*n,)`` booleans.
+
+    ``pred`` ``(n*n,)`` holds one class per grid cell in :func:`grid_codes`' reading order. A cell is on a
+    border when one of its four neighbours (up, down, left, right) has another class.
+    """
+    check_count(n, "n")
+    pred = torch.as_tensor(pred).reshape(n, n)
+    border = torch.zeros(n, n, dtype=torch.bool)
+    rows, cols = pred[1:] != pred[:-1], pred[:, 1:] != pred[:, :-1]  # (n-1, n), (n, n-1)
+    border[1:] |= rows
+    border[:-1] |= rows
+    border[:, 1:] |= cols
+    border[:, :-1] |= cols
+    return border.reshape(-1)
+
+
+@torch.no_grad()
+def encode_gaussian(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A VAE encoder's q(z|x) for every image: ``mu, logvar``, each ``(N, D)``, on the CPU.
+
+    Together the N Gaussians make the *aggregate posterior* q(z) = (1/N) sum_n q(z | x_n), the
+    distribution of codes that the decoder meets in training, which the prior N(0, I) need not match
+    (:func:`genvae.posterior.aggregate_log_density`).
+    """
+    check_images(x, values=True)
+    mus, logvars = [], []
+    with eval_mode(model) as dev:
+        for xb in x.split(batch_size or inference_batch(dev)):
+            mu, logvar = model.encode(xb.to(dev))
+            mus.append(mu.cpu())
+            logvars.append(logvar.cpu())
+    return torch.cat(mus), torch.cat(logvars)
 
 
 

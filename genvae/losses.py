@@ -145,6 +145,18 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     return gaussian_kl_per_dim(mu, logvar).sum(1).mean()
 
 
+def free_bits_kl(mu: Tensor, logvar: Tensor, free_bits: float) -> Tensor:
+    """The KL term with "free bits" (Kingma et al., 2016): each latent dimension's KL, averaged over the
+    batch, counts at least ``free_bits`` nats; the floors are summed over dimensions.
+
+    Below the floor a dimension's KL has no gradient, so the loss stops pushing that dimension towards the
+    prior: the cure for (partial) posterior collapse that it is used for. With ``free_bits = 0`` it is
+    :func:`gaussian_kl`.
+    """
+    _check_weight("free_bits", free_bits)
+    return gaussian_kl_per_dim(mu, logvar).mean(0).clamp(min=free_bits).sum()
+
+
 def _mc_log_ratios(mu: Tensor, logvar: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
     """``n_samples`` draws of the batch mean of sum_j [log q(z_j) - log p(z_j)], z ~ q; shape ``(S,)``."""
     std = torch.exp(0.5 * logvar)

@@ -21,7 +21,7 @@ __all__ = [
     "test_split", "test_subset", "disjoint_subsets", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
     "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
-    "is_collapsed", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
+    "is_collapsed", "collapse_kind", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
     "PUBLISHED_MNIST_FID_SD", "PUBLISHED_MNIST_FID_SOURCE", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
     "ClassChanges", "class_changes", "predict",
 ]
@@ -530,6 +530,25 @@ def is_collapsed(report_or_active: dict | int) -> bool:
     """
     active = report_or_active["active units"] if isinstance(report_or_active, dict) else report_or_active
     return int(active) == 0
+
+
+def collapse_kind(active: int, dim: int) -> str:
+    """How far a VAE with ``active`` of ``dim`` active units has collapsed, in words for a sentence or a table.
+
+    No active unit: "complete collapse" (:func:`is_collapsed`). Some but not all: "partial collapse, k of d
+    units unused", a VAE that works with a smaller code than it was given. All: "no collapse".
+
+        >>> collapse_kind(8, 16)
+        'partial collapse, 8 of 16 units unused'
+    """
+    active, dim = int(active), int(dim)
+    if not 0 <= active <= dim:
+        raise ValueError(f"active units must be between 0 and {dim}, got {active}")
+    if active == 0:
+        return "complete collapse"
+    if active < dim:
+        return f"partial collapse, {dim - active} of {dim} units unused"
+    return "no collapse"
 
 
 

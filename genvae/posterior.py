@@ -34,7 +34,9 @@ from torch import nn
 from .losses import decoder_log_prob
 from .utils import eval_mode
 
-__all__ = ["GridPosterior", "gaussian_log_density", "log_joint", "posterior_from_log_joint", "grid_posterior"]
+__all__ = ["GridPosterior", "gaussian_log_density", "log_joint", "posterior_from_log_joint", "grid_posterior",
+           "grid_elbo", "GapSplit", "split_gap", "aggregate_log_density", "prior_hole_mass",
+           "prior_hole_mask"]
 
 LOG2PI = math.log(2 * math.pi)
 Box = tuple[float, float, float, float]  # (z1 min, z1 max, z2 min, z2 max)
@@ -181,3 +183,112 @@ def grid_posterior(
     box = (min(a0 - pad, float(mu[0] - sd[0])), max(a1 + pad, float(mu[0] + sd[0])),
            min(b0 - pad, float(mu[1] - sd[1])), max(b1 + pad, float(mu[1] + sd[1])))
     return posterior_from_log_joint(fn, mu, logvar, box, n)
+
+
+def grid_elbo(r: GridPosterior, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The ELBO of another Gaussian q = N(``mu``, diag exp(``logvar``)) for ``r``'s image, on ``r``'s grid.
+
+    It reuses the log-joint that ``r`` already holds (no decoder pass) and is differentiable in ``mu`` and
+    ``logvar`` (each ``(2,)``), so q can be optimised for this one image. With ``r.mu, r.logvar`` it gives
+    ``r.elbo``.
+    """
+    g2, g1 = torch.meshgrid(r.z2, r.z1, indexing="ij")  # rows = z2, as r's arrays
+    pts = torch.stack([g1.reshape(-1), g2.reshape(-1)], 1)
+    lq = gaussian_log_density(pts, mu.double().reshape(2), logvar.double().reshape(2))
+    q_cell = lq.exp() * r.cell_area
+    q_cell = q_cell / q_cell.sum()
+    return (q_cell * (r.log_joint.reshape(-1) - lq)).sum()
+
+
+@dataclass
+class GapSplit:
+    """``log p(x) - ELBO`` of the encoder's q split in two (Cremer et al., 2018), in nats.
+
+    ``approximation`` = log p(x) - ELBO(q*), the cost of the Gaussian family: q* is the best diagonal
+    Gaussian for this image alone. ``amortisation`` = ELBO(q*) - ELBO(q), the cost of one encoder serving
+    every image. They add up to ``total``, the gap of the encoder's own q.
+    """
+
+    total: float
+    approximation: float
+    amortisation: float
+    best: GridPosterior  # q* on the same grid (its mu, logvar, elbo)
+
+
+def split_gap(r: GridPosterior, steps: int = 300, lr: float = 0.05) -> GapSplit:
+    """Optimise q's ``mu`` and ``logvar`` for ``r``'s image alone (``steps`` of Adam on :func:`grid_elbo`,
+    started at the encoder's q) and split the encoder's gap into approximation and amortisation gaps.
+
+    The optimised q is evaluated again by :func:`posterior_from_log_joint` on the same grid, which checks
+    that the grid holds its mass. If the optimiser ends below the encoder's own q, the encoder's q is kept
+    as the best Gaussian found (the amortisation gap is then 0).
+    """
+    mu = r.mu.detach().clone().double().requires_grad_(True)
+    logvar = r.logvar.detach().clone().double().requires_grad_(True)
+    opt = torch.optim.Adam([mu, logvar], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        (-grid_elbo(r, mu, logvar)).backward()
+        opt.step()
+    h1, h2 = float(r.z1[1] - r.z1[0]), float(r.z2[1] - r.z2[0])
+    box = (float(r.z1[0]) - h1 / 2, float(r.z1[-1]) + h1 / 2, float(r.z2[0]) - h2 / 2, float(r.z2[-1]) + h2 / 2)
+    stored = r.log_joint.reshape(-1)
+    best = posterior_from_log_joint(lambda z: stored, mu.detach(), logvar.detach(), box, len(r.z1))
+    if best.elbo < r.elbo:
+        best = r
+    return GapSplit(total=r.gap, approximation=best.gap, amortisation=best.elbo - r.elbo, best=best)
+
+
+def aggregate_log_density(mu: torch.Tensor, logvar: torch.Tensor, points: torch.Tensor, plane=None,
+                          chunk: int = 256) -> torch.Tensor:
+    """log q(z) of the aggregate posterior q(z) = (1/N) sum_n N(z; mu_n, diag sigma_n^2), at 2-D ``points``.
+
+    ``mu`` and ``logvar`` ``(N, D)`` are the encoder's outputs for N images; ``points`` is ``(G, 2)``; the
+    result is ``(G,)`` in float64. It is exact: the mixture of the images' Gaussians, not a kernel estimate.
+    With D = 2 and no ``plane`` the points are codes. With a ``plane`` (a :class:`genvae.latent.CodePlane`)
+    they are plane coordinates, and the density is that of the codes' projection: each q(z|x_n) projects to
+    a 2-D Gaussian with mean ``plane.project(mu_n)`` and covariance ``B diag(sigma_n^2) B^T``. The prior
+    N(0, I) projects to N(``plane.project(0)``, I), since the plane's basis B is orthonormal.
+    """
+    mu, var = mu.detach().double().cpu(), logvar.detach().double().cpu().exp()
+    if plane is None:
+        if mu.shape[1] != 2:
+            raise ValueError(f"codes of {mu.shape[1]} dimensions need a plane to be drawn in 2-D")
+        basis, centre = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    else:
+        basis, centre = plane.basis.double(), plane.mean.double()
+    m = (mu - centre) @ basis.T  # (N, 2) the projected means
+    cov = torch.einsum("id,nd,jd->nij", basis, var, basis)  # (N, 2, 2) the projected covariances
+    a, b, c = cov[:, 0, 0], cov[:, 0, 1], cov[:, 1, 1]
+    det = a * c - b * b
+    out = []
+    for p in points.double().split(chunk):
+        d = p[:, None, :] - m[None]  # (g, N, 2)
+        quad = (c * d[..., 0] ** 2 - 2 * b * d[..., 0] * d[..., 1] + a * d[..., 1] ** 2) / det
+        log_n = -0.5 * quad - 0.5 * det.log() - LOG2PI  # (g, N)
+        out.append(torch.logsumexp(log_n, 1) - math.log(len(m)))
+    return torch.cat(out)
+
+
+def prior_hole_mass(log_q: torch.Tensor, points: torch.Tensor, cell_area: float, centre: torch.Tensor | None = None,
+                    ratio: float = 0.1) -> float:
+    """The prior's probability mass, on a grid of 2-D ``points`` ``(G, 2)`` with cells of ``cell_area``, where
+    the aggregate posterior's density ``log_q`` ``(G,)`` is below ``ratio`` times the prior's.
+
+    The prior is N(``centre``, I) (N(0, I) by default; in a plane, see :func:`aggregate_log_density`). A code
+    drawn from the prior there is one the decoder has rarely met in training: a "prior hole".
+    """
+    log_p = _log_prior_2d(points, centre)
+    return float((log_p.exp() * cell_area)[prior_hole_mask(log_q, points, centre, ratio)].sum())
+
+
+def _log_prior_2d(points: torch.Tensor, centre: torch.Tensor | None) -> torch.Tensor:
+    centre = torch.zeros(2, dtype=torch.float64) if centre is None else centre.double()
+    return -0.5 * ((points.double() - centre) ** 2).sum(1) - LOG2PI
+
+
+def prior_hole_mask(log_q: torch.Tensor, points: torch.Tensor, centre: torch.Tensor | None = None,
+                    ratio: float = 0.1) -> torch.Tensor:
+    """Which 2-D ``points`` ``(G, 2)`` lie in a prior hole: the aggregate posterior's density ``log_q`` ``(G,)``
+    is below ``ratio`` times the density of the prior N(``centre``, I) there. ``(G,)`` booleans."""
+    return log_q.double() < _log_prior_2d(points, centre) + math.log(ratio)

@@ -98,3 +98,66 @@ def test_grid_posterior_refuses_other_latent_sizes():
     model = build_model(ModelConfig("vae", latent_dim=3, hidden=(8,)))
     with pytest.raises(ValueError, match="2-D"):
         posterior.grid_posterior(model, torch.zeros(1, 28, 28))
+
+
+def test_grid_elbo_is_the_grids_elbo_of_the_same_q():
+    fn, _, post, _ = linear_gaussian(seed=3)
+    mu, logvar = post.mean - 0.2, post.covariance_matrix.diagonal().log() + 0.4
+    r = posterior.posterior_from_log_joint(fn, mu, logvar, (-6, 6, -6, 6), 201)
+    assert float(posterior.grid_elbo(r, mu, logvar)) == pytest.approx(r.elbo, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_split_gap_finds_the_best_mean_field_gaussian(seed):
+    """For a Gaussian posterior N(m, S) the best diagonal q (reverse KL) is N(m, 1 / diag(S^-1)): the
+    approximation gap is KL(q* || p(z|x)) in closed form, and the rest of the encoder's gap is amortisation."""
+    fn, log_px, post, _ = linear_gaussian(seed=seed)
+    mu, var = post.mean + 0.3, post.covariance_matrix.diagonal() * 0.5  # an encoder's q that is off
+    r = posterior.posterior_from_log_joint(fn, mu, var.log(), (-6, 6, -6, 6), 201)
+    split = posterior.split_gap(r, steps=500, lr=0.05)
+    prec = torch.linalg.inv(post.covariance_matrix)
+    best = torch.distributions.MultivariateNormal(post.mean, torch.diag(1 / prec.diagonal()))
+    approx = float(torch.distributions.kl_divergence(best, post))
+    assert split.approximation == pytest.approx(approx, abs=2e-3)
+    assert split.total == pytest.approx(split.approximation + split.amortisation, abs=1e-9)
+    assert split.amortisation > 0.01 and torch.allclose(split.best.mu, post.mean, atol=1e-2)
+
+
+def test_split_gap_of_the_best_q_has_no_amortisation_gap():
+    fn, _, post, _ = linear_gaussian(seed=4)
+    prec = torch.linalg.inv(post.covariance_matrix)
+    r = posterior.posterior_from_log_joint(fn, post.mean, (1 / prec.diagonal()).log(), (-6, 6, -6, 6), 201)
+    assert posterior.split_gap(r).amortisation == pytest.approx(0, abs=1e-6)
+
+
+def test_aggregate_log_density_of_one_gaussian_and_of_a_projection():
+    import math as m
+    pts = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    mu, logvar = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.0, math.log(4.0)]])
+    got = posterior.aggregate_log_density(mu, logvar, pts)
+    want = torch.distributions.Normal(mu[0], torch.tensor([1.0, 2.0])).log_prob(pts).sum(1).double()
+    assert torch.allclose(got, want, atol=1e-9)
+    # a mixture of two equal components is the mean of their densities
+    mu2, lv2 = torch.tensor([[0.0, 0.0], [2.0, 0.0]]), torch.zeros(2, 2)
+    both = posterior.aggregate_log_density(mu2, lv2, pts).exp()
+    each = [torch.distributions.Normal(c, 1.0).log_prob(pts).sum(1).exp() for c in mu2]
+    assert torch.allclose(both, ((each[0] + each[1]) / 2).double(), atol=1e-9)
+    # in a plane: N(0, I) codes in 4-D project to N(project(0), I), whatever the plane
+    from genvae import latent
+    plane = latent.CodePlane(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)))
+    centre = plane.project(torch.zeros(1, 4))[0]
+    got = posterior.aggregate_log_density(torch.zeros(1, 4), torch.zeros(1, 4), pts, plane=plane)
+    want = -0.5 * ((pts - centre) ** 2).sum(1) - m.log(2 * m.pi)
+    assert torch.allclose(got, want.double(), atol=1e-6)
+    with pytest.raises(ValueError):
+        posterior.aggregate_log_density(torch.zeros(1, 4), torch.zeros(1, 4), pts)
+
+
+def test_prior_hole_mass_is_zero_for_the_prior_and_large_for_a_narrow_posterior():
+    z1 = torch.linspace(-5.95, 5.95, 120, dtype=torch.float64)
+    g2, g1 = torch.meshgrid(z1, z1, indexing="ij")
+    pts, area = torch.stack([g1.reshape(-1), g2.reshape(-1)], 1), float(z1[1] - z1[0]) ** 2
+    prior_q = posterior.aggregate_log_density(torch.zeros(1, 2), torch.zeros(1, 2), pts)
+    assert posterior.prior_hole_mass(prior_q, pts, area) == 0.0
+    narrow = posterior.aggregate_log_density(torch.zeros(1, 2), torch.full((1, 2), math.log(0.01)), pts)
+    assert posterior.prior_hole_mass(narrow, pts, area) > 0.9

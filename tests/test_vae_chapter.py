@@ -37,3 +37,21 @@ def test_grid_codes_are_the_codes_latent_grid_draws():
     ax = plots.latent_grid(model, n=4, plane=plane)
     expected = plots.tile(latent.decode(model, lifted), 4, pad=0)
     assert torch.allclose(torch.as_tensor(ax.images[0].get_array()).float(), torch.as_tensor(expected).float())
+
+
+def test_class_borders_marks_cells_with_a_neighbour_of_another_class():
+    pred = torch.tensor([[0, 0, 1], [0, 0, 1], [2, 2, 2]]).reshape(-1)
+    border = latent.class_borders(pred, 3).reshape(3, 3)
+    assert border.tolist() == [[False, True, True], [True, True, True], [True, True, True]]
+    assert not latent.class_borders(torch.zeros(16, dtype=torch.long), 4).any()
+
+
+def test_encode_gaussian_gives_the_encoders_mu_and_logvar():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_model(ModelConfig("vae", latent_dim=3, hidden=(8,)))
+    x = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    mu, logvar = latent.encode_gaussian(model, x, batch_size=4)
+    want_mu, want_lv = model.encode(x)
+    assert mu.shape == logvar.shape == (10, 3)
+    assert torch.allclose(mu, want_mu.detach(), atol=1e-6) and torch.allclose(logvar, want_lv.detach(), atol=1e-6)
