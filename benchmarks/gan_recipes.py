@@ -81,9 +81,7 @@ def main() -> None:
     mnist = gdata.load("mnist")
     clf_exp = experiments.classifier()
     clf, _ = train_model(clf_exp.model, clf_exp.train, device=dev, progress=False)
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randperm(len(mnist.x_test), generator=g)
-    judge = metrics.SampleJudge(clf, mnist.x_test[idx[:2000]])
+    judge = metrics.SampleJudge(clf, mnist.x_test[metrics.recipe_reference(len(mnist.x_test))])
     rows = []
     sets = {"recipes": candidates, "failures": failures, "final": final}
     for label, mc, tc in sets[args.set](args.epochs):

@@ -23,7 +23,7 @@ __all__ = [
     "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
     "is_collapsed", "collapse_kind", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
     "PUBLISHED_MNIST_FID_SD", "PUBLISHED_MNIST_FID_SOURCE", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
-    "ClassChanges", "class_changes", "predict",
+    "ClassChanges", "class_changes", "predict", "RECIPE_REFERENCE_SIZE", "recipe_reference",
 ]
 
 
@@ -46,6 +46,16 @@ def test_subset(n: int, size: int, seed: int = 0) -> torch.Tensor:
     if not 0 < size <= n:
         raise ValueError(f"size must be in [1, {n}], got {size}")
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:size].sort().values
+
+
+RECIPE_REFERENCE_SIZE = 2000  # real test images the GAN recipe search scored samples against
+
+
+def recipe_reference(n: int) -> torch.Tensor:
+    """The test indices against which ``benchmarks/gan_recipes.py`` scored the candidate GAN recipes
+    (:func:`test_subset` of :data:`RECIPE_REFERENCE_SIZE` with seed 0). A chapter that ranks the chosen
+    recipe checks its own reference images against these, so a choice and its report need not share data."""
+    return test_subset(n, RECIPE_REFERENCE_SIZE, seed=0)
 
 
 def disjoint_subsets(n: int, k: int, seed: int = 0) -> list[torch.Tensor]:

@@ -275,3 +275,14 @@ def test_disjoint_subsets_are_disjoint_seeded_and_equal_in_size():
     assert [len(p) for p in parts] == [20] * 5
     assert len(torch.cat(parts).unique()) == 100
     assert all(torch.equal(a, b) for a, b in zip(parts, metrics.disjoint_subsets(103, 5, seed=1)))
+
+
+def test_recipe_reference_is_what_the_recipe_search_scored_against_and_misses_the_full_books_reference():
+    n = 10_000
+    old = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:2000]  # gan_recipes.py's choice
+    ref = metrics.recipe_reference(n)
+    assert len(ref) == metrics.RECIPE_REFERENCE_SIZE and set(ref.tolist()) == set(old.tolist())
+    _, full_ref = metrics.test_split(n, 5000)  # chapter 9's Frechet reference in full mode
+    assert not set(ref.tolist()) & set(full_ref.tolist())
+    _, quick_ref = metrics.test_split(n, 1000)  # quick mode: inside the recipe's images
+    assert set(quick_ref.tolist()) <= set(ref.tolist())
