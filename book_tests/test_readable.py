@@ -74,7 +74,7 @@ def test_numbers_are_counted_like_a_reader_sees_them():
         {"cell_type": "code", "source": "report.show(...)", "outputs": [
             {"output_type": "display_data", "data": {"text/markdown": "The MSE is 0.0403 over 10,000 images."}}]},
     ]}
-    assert numbers_in_notebook(nb) == Counter({"2": 1, "0.0403": 1, "10,000": 1})
+    assert numbers_in_notebook(nb) == Counter({"2": 1, "6": 1, "0.0403": 1, "10,000": 1})  # link text is read
     html = ('<article class="bd-article"><h1>2. Autoencoders<a class="headerlink">#</a></h1><p>With '
             '<span class="math">\\(d = 16\\)</span> see <a href="06_vae.html">ch 6</a>. The MSE is 0.0403 over '
             '10,000 images.</p><div class="cell_input"><pre>x = 5</pre></div></article>')
