@@ -21,7 +21,7 @@ from .models import ModelConfig
 
 __all__ = [
     "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
-    "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
+    "latent_joint", "frame_strip", "save_gif", "loss_curves", "heatmap", "architecture", "architecture_stages",
     "density_panel", "player_curves", "snapshot_grid", "KL_LEVELS", "kl_landscape",
 ]
 
@@ -129,6 +129,36 @@ def latent_scatter(
     if legend:
         ax.legend(markerscale=12 / max(s, 0.5) ** 0.5, fontsize=8, loc="best", framealpha=0.8, title="class")
     return ax
+
+
+def latent_joint(z: torch.Tensor, y: torch.Tensor, classes: Sequence[str] | None = None, title: str | None = None,
+                 sample: int = 5000, seed: int = 0, height: float = 7.5):
+    """Codes ``(N, D)`` coloured by class ``(N,)``, with each class's density along both axes in the margins.
+
+    The margins show what a scatter hides under its dots: along which axis two classes overlap, and along
+    which they part. Drawn with seaborn's ``jointplot`` (seaborn is imported here, so only a chapter that
+    draws this figure pays for the import). ``sample`` codes, drawn with ``seed``, keep the figure light.
+    Codes with D > 2 are drawn in the plane of their top two principal directions. Returns the
+    ``seaborn.JointGrid``.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    check_labels(y, batch=len(z), name="classes y")
+    plane = CodePlane(z)
+    keep = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:sample].sort().values
+    pts, labels = np.asarray(plane.project(z[keep])), np.asarray(y[keep])
+    k = int(np.asarray(y).max()) + 1
+    classes = list(classes or [str(i) for i in range(k)])
+    frame = pd.DataFrame({plane.axis_labels[0]: pts[:, 0], plane.axis_labels[1]: pts[:, 1],
+                          "class": [classes[c] for c in labels]})
+    grid = sns.jointplot(data=frame, x=plane.axis_labels[0], y=plane.axis_labels[1], hue="class",
+                         hue_order=classes, palette=palette(k), height=height, s=6, alpha=0.5, linewidth=0,
+                         marginal_kws={"common_norm": False, "fill": True, "alpha": 0.12, "linewidth": 1})
+    grid.ax_joint.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), frameon=False, markerscale=2, title="class")
+    if title:
+        grid.figure.suptitle(title, y=1.01)
+    return grid
 
 
 def latent_grid(

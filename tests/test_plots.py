@@ -114,3 +114,20 @@ def test_kl_landscape_draws_the_kl_map_with_the_prior_marked_and_a_colour_bar():
     assert ax.get_xlim()[0] == pytest.approx(-3) and ax.get_ylim() == pytest.approx((0.05, 4))
     with pytest.raises(ValueError):
         plots.kl_landscape(levels=[1.0, 0.5])
+
+
+def test_latent_joint_draws_each_class_in_the_scatter_and_both_margins():
+    import matplotlib.pyplot as plt
+
+    from genvae import plots
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat(40)
+    z = torch.randn(120, 2, generator=g) + 3 * torch.nn.functional.one_hot(y, 3)[:, :2].float()
+    grid = plots.latent_joint(z, y, classes=["a", "b", "c"], title="t", sample=90)
+    assert len(grid.ax_joint.collections) == 1 and len(grid.ax_joint.collections[0].get_offsets()) == 90
+    assert len(grid.ax_marg_x.collections) == 3 and len(grid.ax_marg_y.collections) == 3  # one density per class
+    assert [t.get_text() for t in grid.ax_joint.get_legend().get_texts()] == ["a", "b", "c"]
+    plt.close(grid.figure)
+    with pytest.raises(ValueError):
+        plots.latent_joint(z, y[:10])
