@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Result", "passed", "failed", "not_attempted", "compare", "compare_tensors"]
+__all__ = ["Result", "passed", "failed", "not_attempted", "call_answer", "compare", "compare_tensors"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,15 @@ def failed(message: str) -> Result:
 def not_attempted(what: str) -> Result:
     """The result for an answer still ``None``: says what to fill in."""
     return Result(None, f"fill in {what}, then run this cell again")
+
+
+def call_answer(thunk, doing: str = "calling it"):
+    """Run the learner's code, ``thunk()``: ``(its value, None)``, or ``(None, a failed Result)`` naming what it
+    raised ("calling it raised ValueError: ..."), since a check never raises on a wrong answer."""
+    try:
+        return thunk(), None
+    except Exception as err:  # the learner's code: any error is a message, not a crash
+        return None, failed(f"{doing} raised {type(err).__name__}: {err}")
 
 
 def compare(got: float, expected: float, what: str, rtol: float = 1e-4, atol: float = 1e-6) -> Result:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Result, failed, not_attempted, passed
+from . import Result, call_answer, failed, not_attempted, passed
 
 __all__ = ["check_gmm_log_density", "reference_gmm_log_density", "example_mixture"]
 
@@ -42,10 +42,9 @@ def check_gmm_log_density(fn) -> Result:
     near = means[rng.integers(0, 3, 200)] + rng.normal(size=(200, 2))  # points where the mixture lives
     far = np.array([[60.0, 0.0], [0.0, -80.0], [100.0, 100.0]])  # every component's density underflows here
     expected_near = reference_gmm_log_density(near, weights, means, covariances)
-    try:
-        got = fn(near.copy(), weights.copy(), means.copy(), covariances.copy())
-    except Exception as err:  # a check never raises: it says what went wrong
-        return failed(f"calling it raised {type(err).__name__}: {err}")
+    got, raised = call_answer(lambda: fn(near.copy(), weights.copy(), means.copy(), covariances.copy()))
+    if raised is not None:
+        return raised
     if got is None:
         return not_attempted("`my_gmm_log_density` (it still returns None)")
     try:

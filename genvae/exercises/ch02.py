@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from . import Result, compare, failed, not_attempted, passed
+from . import Result, call_answer, compare, failed, not_attempted, passed
 
 __all__ = ["check_reconstruction_loss", "check_retrained_autoencoder", "average_image_mse"]
 
@@ -35,10 +35,9 @@ def check_reconstruction_loss(fn) -> Result:
     x_logits, x = _loss_inputs()
     lg = x_logits.detach()  # for the reference numbers; the learner's call gets the tensor with gradients
     expected = float(reconstruction_loss(lg, x))
-    try:
-        got = fn(x_logits, x)
-    except Exception as err:  # a check never raises: it says what went wrong
-        return failed(f"calling it raised {type(err).__name__}: {err}")
+    got, raised = call_answer(lambda: fn(x_logits, x))
+    if raised is not None:
+        return raised
     if got is None:
         return not_attempted("`my_reconstruction_loss` (it still returns None)")
     if not isinstance(got, torch.Tensor):

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from . import Result, compare_tensors, failed, not_attempted, passed
+from . import Result, call_answer, compare_tensors, failed, not_attempted, passed
 
 __all__ = ["reference_gaussian_kl", "check_gaussian_kl"]
 
@@ -49,10 +49,9 @@ def _close(got: Tensor, expected: Tensor) -> bool:
 
 def _call(answer: Callable, *args) -> tuple[Tensor | None, Result | None]:
     """Call the learner's function; a raised error or a non-tensor becomes a failed Result, never an exception."""
-    try:
-        got = answer(*args)
-    except Exception as error:  # the learner's code: any error is a message, not a crash
-        return None, failed(f"calling it raised {type(error).__name__}: {error}")
+    got, raised = call_answer(lambda: answer(*args))
+    if raised is not None:
+        return None, raised
     if got is None:  # the exercise's stub, ``return None  # your code here``
         return None, not_attempted("`my_gaussian_kl`")
     if not isinstance(got, Tensor):

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import losses
 from ..models.outputs import MultiStageOutput
-from . import Result, compare, failed, not_attempted, passed
+from . import Result, call_answer, compare, failed, not_attempted, passed
 
 __all__ = ["example_batch", "check_multistage_loss", "WEIGHTS"]
 
@@ -92,10 +92,9 @@ def check_multistage_loss(loss_fn) -> Result:
         return not_attempted("`my_multistage_loss`")
     out, x, y = example_batch()
     for beta, gamma in WEIGHTS:
-        try:
-            got = loss_fn(out, x, y, beta, gamma)
-        except Exception as e:  # the learner's code: say what it raised, never raise here
-            return failed(f"at β = {beta:g}, γ = {gamma:g} it raised {type(e).__name__}: {e}")
+        got, raised = call_answer(lambda: loss_fn(out, x, y, beta, gamma), doing=f"at β = {beta:g}, γ = {gamma:g} it")
+        if raised is not None:
+            return raised
         if got is None:
             return not_attempted("`my_multistage_loss` (it returned None)")
         if not isinstance(got, torch.Tensor):

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..latent import line_path
-from . import Result, compare_tensors, failed, not_attempted, passed
+from . import Result, call_answer, compare_tensors, failed, not_attempted, passed
 
 __all__ = ["CASES", "check_slerp_path", "reference_slerp_path", "angles_from"]
 
@@ -73,10 +73,9 @@ def check_slerp_path(path_fn) -> Result:
     for a, b, n in CASES:
         c_a, c_b = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
         where = f"from {list(a)} to {list(b)} in {n} frames"
-        try:
-            got = path_fn(c_a.clone(), c_b.clone(), n)
-        except Exception as e:  # the learner's code: say what it raised, never raise here
-            return failed(f"{where}: it raised {type(e).__name__}: {e}")
+        got, raised = call_answer(lambda: path_fn(c_a.clone(), c_b.clone(), n), doing=f"{where}: it")
+        if raised is not None:
+            return raised
         if got is None:
             return not_attempted("`my_slerp_path` (it returned None)")
         if not isinstance(got, Tensor):

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from . import Result, compare, compare_tensors, failed, not_attempted, passed
+from . import Result, call_answer, compare, compare_tensors, failed, not_attempted, passed
 
 __all__ = ["DATA", "GENERATOR", "toy", "optimal_discriminator", "jsd", "game_value", "fit_discriminator",
            "check_optimal_discriminator", "check_jsd"]
@@ -101,10 +101,9 @@ def check_optimal_discriminator(answer: Callable | None) -> Result:
     if answer is None:
         return not_attempted("`my_optimal_discriminator`")
     x = torch.linspace(-4.0, 5.0, 181, dtype=torch.float64)
-    try:
-        got = answer(x)
-    except Exception as error:  # the learner's code: any error becomes a message
-        return failed(f"calling it raised {type(error).__name__}: {error}")
+    got, raised = call_answer(lambda: answer(x))
+    if raised is not None:
+        return raised
     if got is None:
         return not_attempted("the body of `my_optimal_discriminator` (it returned None)")
     if not isinstance(got, Tensor):

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..losses import feature_reconstruction_loss
-from . import Result, failed, not_attempted, passed
+from . import Result, call_answer, failed, not_attempted, passed
 
 __all__ = ["check_feature_loss"]
 
@@ -42,10 +42,9 @@ def check_feature_loss(answer: Callable | None) -> Result:
         return not_attempted("`my_feature_loss`")
     for seed, (b, f) in enumerate([(8, 50), (5, 12)]):
         recon, real = _features(seed, b, f)
-        try:
-            got = answer(recon, real)
-        except Exception as error:  # the learner's code: any error becomes a message
-            return failed(f"calling it raised {type(error).__name__}: {error}")
+        got, raised = call_answer(lambda: answer(recon, real))
+        if raised is not None:
+            return raised
         if got is None:
             return not_attempted("the body of `my_feature_loss` (it returned None)")
         if not isinstance(got, Tensor):
