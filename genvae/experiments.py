@@ -8,6 +8,7 @@ another latent size still goes through the same recipe and the same cache.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -158,12 +159,32 @@ def gan(latent_dim: int = 32, adversarial: str = "nonsaturating", epochs: int = 
                                  gan_recipe(epochs, adversarial=adversarial)).with_seed(seed), dataset)
 
 
-def vaegan(latent_dim: int = 32, adv_weight: float = 1.0, beta: float = 1.0, dataset: str = "mnist") -> Experiment:
+def vaegan(latent_dim: int = 32, adv_weight: float = 1.0, beta: float = 1.0, dataset: str = "mnist",
+           epochs: int = GAN_EPOCHS, train_size: int | None = None) -> Experiment:
     """VAE-GAN: the DCGAN's generator as decoder, a convolutional encoder, the DCGAN's discriminator."""
-    name = f"vaegan_d{latent_dim}" + ("" if adv_weight == 1.0 else f"_w{adv_weight:g}") + ("" if beta == 1.0 else f"_b{beta:g}")
+    name = f"vaegan_d{latent_dim}" + ("" if adv_weight == 1.0 else f"_w{adv_weight:g}") + ("" if beta == 1.0 else f"_b{beta:g}") \
+        + ("" if epochs == GAN_EPOCHS else f"_e{epochs}") + ("" if train_size is None else f"_n{train_size}")
     return on_dataset(Experiment(name, "10", f"VAE-GAN, {latent_dim}-D latent, adversarial weight {adv_weight:g}, beta={beta:g}",
                                  ModelConfig("vaegan", "conv", latent_dim=latent_dim, channels=(32, 64), hidden=(256,)),
-                                 gan_recipe(lr=2e-3, adv_weight=adv_weight, beta=beta)), dataset)
+                                 gan_recipe(epochs, lr=2e-3, adv_weight=adv_weight, beta=beta, train_size=train_size)),
+                      dataset)
+
+
+# Larsen et al.'s content-against-style weight gamma = 1/adv_weight, swept on a shorter budget than the main
+# VAE-GAN (one epoch on 20,000 images, 313 steps) so that the three extra models cost about one main model.
+GAMMA_SWEEP_WEIGHTS = (100.0, 1.0, 0.01)  # adv_weight w; gamma = 1/w = 0.01, 1, 100
+GAMMA_SWEEP_EPOCHS, GAMMA_SWEEP_SIZE = 1, 20_000
+
+
+def vaegan_gamma_sweep(latent_dim: int = 32, weights: Iterable[float] = GAMMA_SWEEP_WEIGHTS,
+                       dataset: str = "mnist") -> list[Experiment]:
+    """Chapter 10's sweep of gamma: the same VAE-GAN at each adversarial weight in ``weights`` (gamma = 1/w),
+    on the short budget."""
+    weights = [float(w) for w in weights]
+    if not weights or any(not 0 < w < math.inf for w in weights):
+        raise ValueError(f"the sweep needs one or more adversarial weights > 0, got {weights}")
+    return [vaegan(latent_dim, adv_weight=w, dataset=dataset, epochs=GAMMA_SWEEP_EPOCHS, train_size=GAMMA_SWEEP_SIZE)
+            for w in weights]
 
 
 def cvae(latent_dim: int = 8, beta: float = 1.0, seed: int = 0, dataset: str = "mnist") -> Experiment:
@@ -203,7 +224,7 @@ def book_experiments(dataset: str = "mnist") -> list[Experiment]:
         gan(**d),
         *(gan(adversarial=loss, epochs=FAILURE_EPOCHS, seed=s, **d) for loss in ("nonsaturating", "minimax")
           for s in FAILURE_SEEDS),
-        vaegan(**d),
+        vaegan(**d), *vaegan_gamma_sweep(**d),
         vae(STYLE_DIM, **d), multistage(STYLE_DIM, **d), cvae(STYLE_DIM, **d),
     ]
 

@@ -144,7 +144,8 @@ class TrainConfig:
         else:
             lr = f"a constant learning rate of {self.lr:g}"
         precision = "bf16 autocast" if self.precision == "bf16" else "fp32"
-        return f"{self.epochs} epochs{images} in batches of {self.batch_size}, {lr}, {precision}"
+        epochs = f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
+        return f"{epochs}{images} in batches of {self.batch_size}, {lr}, {precision}"
 
     def to_dict(self) -> dict:
         return asdict(self)
