@@ -8,12 +8,18 @@ loading, training loop, trained-model cache, metrics and figures the chapters us
     >>> ae.metrics
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError as _NotInstalled, version as _version
 
-from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, plots, report, settings, train  # noqa: E402
-# ``experiments`` is imported on first use (``genvae.experiments``, ``from genvae import experiments``): building
-# its registry reads GENVAE_DEVICE and GENVAE_PRECISION, and a bad value must reach the caller as a clear
-# error (the CLI's "genvae: error: ..."), not break ``import genvae`` with a traceback.
+try:  # one place for the version: pyproject.toml, read from the installed package's metadata
+    __version__ = _version("genvae")
+except _NotInstalled:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, report, settings, train  # noqa: E402
+# Imported on first use (``genvae.plots``, ``from genvae import plots``):
+# * ``plots`` (matplotlib, some 0.5 s): the command line and training never draw;
+# * ``experiments``: building its registry reads GENVAE_DEVICE and GENVAE_PRECISION, and a bad value must reach
+#   the caller as a clear error (the CLI's "genvae: error: ..."), not break ``import genvae`` with a traceback.
 from .cache import TrainedModel, load_or_train  # noqa: E402
 from .models import ModelConfig, build_model  # noqa: E402
 from .train import TrainConfig, fit  # noqa: E402
@@ -23,10 +29,12 @@ __all__ = [
     "settings", "train", "TrainedModel", "load_or_train", "ModelConfig", "build_model", "TrainConfig", "fit",
 ]
 
+_LAZY = ("experiments", "plots")
+
 
 def __getattr__(name: str):
-    if name == "experiments":
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module(".experiments", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,17 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .models.family import is_conditional
 from .utils import eval_mode, inference_batch
 
 __all__ = [
     "is_conditional", "encode", "decode", "transfer", "attribute_directions", "sweep", "Sweep",
     "quartile_groups", "analogy", "random_directions", "step_slope",
 ]
-
-
-def is_conditional(model: nn.Module) -> bool:
-    """True for a model that is told the class (``encode(x, y)``, ``decode(z, y)``)."""
-    return bool(getattr(model, "conditional", False))
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ Reconstruction terms are negative log-likelihoods of a decoder p(x|z):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .models.outputs import AEOutput, ClassifierOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput
+from .outputs import AEOutput, ClassifierOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput
 
 RECON_KINDS = ("mse", "bce")
 GENERATOR_LOSSES = ("nonsaturating", "minimax")
@@ -298,27 +299,50 @@ def vaegan_losses(out: VAEGANOutput, beta: float = 1.0, adv_weight: float = 1.0,
     return {"encoder": feature + beta * kl, "decoder": feature + adv_weight * g, "feature": feature, "kl": kl, "g": g}
 
 
+@functools.singledispatch
 def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.0, gamma: float = 1.0,
               adversarial: str = "nonsaturating", adv_weight: float = 1.0) -> LossParts:
-    """The training loss of whichever model produced ``out`` (dispatch on its type).
+    """The training loss of whichever model produced ``out``, chosen by the output's type.
 
-    For the adversarial models, ``total`` is the sum of the players' losses: one number to watch
-    and to test gradients with. Their training never descends it; see :func:`genvae.train.adversarial_step`.
+    Each model family registers the loss of its output type (``@objective.register(MyOutput)``, a function
+    taking the same arguments); the most specific registered type wins, so a subclass of
+    :class:`~genvae.outputs.VAEOutput` with a loss of its own is never scored as a plain VAE. Each loss
+    uses the keywords it needs and ignores the others. For the adversarial models, ``total`` is the sum of
+    the players' losses: one number to watch and to test gradients with. Their training never descends it;
+    each player follows its own part (the family's ``train_step``).
     """
-    if isinstance(out, GANOutput):
-        return gan_loss(out, adversarial)
-    if isinstance(out, VAEGANOutput):
-        p = vaegan_losses(out, beta, adv_weight, adversarial)
-        d = discriminator_loss(out.real_logits, torch.cat([out.recon_logits, out.prior_logits]))  # monitoring
-        mse = (out.x_hat - x).pow(2).sum(_IMAGE_DIMS).mean()
-        return LossParts(total=p["encoder"] + p["decoder"] + d, recon=mse, kl=p["kl"],
-                         d=d, g=p["g"], feature=p["feature"])
-    if isinstance(out, MultiStageOutput):
-        return multistage_loss(out, x, y, beta, gamma, recon)
-    if isinstance(out, VAEOutput):
-        return vae_loss(out, x, beta, recon)
-    if isinstance(out, AEOutput):
-        return ae_loss(out, x, recon)
-    if isinstance(out, ClassifierOutput):
-        return classifier_loss(out, y)
-    raise TypeError(f"no loss defined for {type(out).__name__}")
+    raise TypeError(f"no loss defined for {type(out).__name__}: register one with "
+                    "@genvae.losses.objective.register(" + type(out).__name__ + ")")
+
+
+@objective.register(AEOutput)
+def _ae_objective(out, x, y, *, recon="mse", **_) -> LossParts:
+    return ae_loss(out, x, recon)
+
+
+@objective.register(VAEOutput)
+def _vae_objective(out, x, y, *, recon="mse", beta=1.0, **_) -> LossParts:
+    return vae_loss(out, x, beta, recon)
+
+
+@objective.register(MultiStageOutput)
+def _multistage_objective(out, x, y, *, recon="mse", beta=1.0, gamma=1.0, **_) -> LossParts:
+    return multistage_loss(out, x, y, beta, gamma, recon)
+
+
+@objective.register(ClassifierOutput)
+def _classifier_objective(out, x, y, **_) -> LossParts:
+    return classifier_loss(out, y)
+
+
+@objective.register(GANOutput)
+def _gan_objective(out, x, y, *, adversarial="nonsaturating", **_) -> LossParts:
+    return gan_loss(out, adversarial)
+
+
+@objective.register(VAEGANOutput)
+def _vaegan_objective(out, x, y, *, beta=1.0, adversarial="nonsaturating", adv_weight=1.0, **_) -> LossParts:
+    p = vaegan_losses(out, beta, adv_weight, adversarial)
+    d = discriminator_loss(out.real_logits, torch.cat([out.recon_logits, out.prior_logits]))  # monitoring
+    mse = (out.x_hat - x).pow(2).sum(_IMAGE_DIMS).mean()
+    return LossParts(total=p["encoder"] + p["decoder"] + d, recon=mse, kl=p["kl"], d=d, g=p["g"], feature=p["feature"])

@@ -15,6 +15,7 @@ from torch import nn
 
 from .checks import check_codes, check_count, check_images, check_labels, check_same_length
 from .losses import decoder_log_prob, gaussian_kl
+from .models.family import is_conditional
 from .utils import eval_mode, inference_batch, noise_generator
 
 __all__ = [
@@ -79,7 +80,7 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None
                        y: torch.Tensor | None = None) -> float:
     """Mean squared error per pixel between images and their deterministic reconstructions
     (a class-conditional model is given the classes ``y``)."""
-    conditional = getattr(model, "conditional", False)
+    conditional = is_conditional(model)
     if conditional and y is None:
         raise ValueError("a conditional model reconstructs with the class of every image: pass y")
     check_images(x, values=True)  # once, here: the batches then move to the model's device unchecked
@@ -157,7 +158,7 @@ def iwae_bound(
 
 def _check_vae(model: nn.Module, what: str) -> None:
     """A likelihood bound needs q(z|x): a model with ``encode`` giving (mu, logvar) and no labels."""
-    if not hasattr(model, "encode") or getattr(model, "conditional", False):
+    if not hasattr(model, "encode") or is_conditional(model):
         raise ValueError(f"{what} needs a VAE (a model with encode(x) -> mu, logvar), got {type(model).__name__}")
 
 

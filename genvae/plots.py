@@ -270,6 +270,11 @@ _IO, _HID, _LAT, _HEAD = "0.75", "C0", "C3", "C2"
 
 def architecture_stages(cfg: ModelConfig) -> list[Stage]:
     """The columns of boxes that :func:`architecture` draws for a model config."""
+    from .models import family
+
+    layout = family(cfg.kind).diagram  # the family's declaration: which of the layouts below it draws as
+    if layout not in ("code", "classes", "posterior", "posterior+head"):
+        raise ValueError(f"no architecture figure for a {cfg.kind!r} model (its family declares diagram={layout!r})")
     d = cfg.latent_dim
     x_in, x_out = [("input x\n1x28x28", 784, _IO)], [("output x\u0302\n1x28x28", 784, _IO)]
     if cfg.arch == "fullconv":
@@ -281,13 +286,13 @@ def architecture_stages(cfg: ModelConfig) -> list[Stage]:
     else:
         enc = [[(f"fc {h}", h, _HID)] for h in cfg.hidden]
         dec = [[(f"fc {h}", h, _HID)] for h in reversed(cfg.hidden)]
-    if cfg.kind == "ae":
+    if layout == "code":
         return [x_in, *enc, [(f"code z\n{d}", d, _LAT)], *dec, x_out]
-    if cfg.kind == "classifier":
+    if layout == "classes":
         return [x_in, *enc, [(f"class scores\n{cfg.n_classes}", cfg.n_classes, _HEAD)]]
     posterior = [(f"\u03bc\n{d}", d, _LAT), (f"log \u03c3\u00b2\n{d}", d, _LAT)]
     z = [(f"z = \u03bc + \u03c3\u00b7\u03b5\n{d}", d, _LAT)]
-    if cfg.kind == "vae":
+    if layout == "posterior":
         return [x_in, *enc, posterior, z, *dec, x_out]
     # multi-stage: the decoder path on top, the classifier head below it
     head = [(f"head fc {cfg.head_hidden}", cfg.head_hidden, _HEAD)], [(f"class scores\n{cfg.n_classes}", cfg.n_classes, _HEAD)]

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import data as gdata
-from .models import ModelConfig, build_model, model_from_state
+from .models import ModelConfig, build_model, family, model_from_state
 from .resume import ResumeStore
 from .settings import resolve_device
 from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
@@ -47,13 +47,13 @@ from .utils import init_seed
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")
-STACKABLE_KINDS = ("ae", "vae", "multistage", "classifier")
 
 
 def stack_key(model_cfg: ModelConfig, train_cfg: TrainConfig) -> tuple:
     """Configurations with equal keys can train together in one stack. Only the autoencoder family
-    stacks: a two-player model has several optimisers, and a conditional one takes labels."""
-    if model_cfg.kind not in STACKABLE_KINDS:
+    stacks: a two-player model has several optimisers, and a conditional one takes labels. Each family
+    declares whether it stacks (``Family.stackable``)."""
+    if not family(model_cfg.kind).stackable:
         return (model_cfg, train_cfg)  # alone
     return model_cfg, replace(train_cfg, **{f: TrainConfig.__dataclass_fields__[f].default for f in STACK_FIELDS})
 

@@ -42,8 +42,8 @@ from torch import Tensor, nn
 from . import data as gdata
 from .checks import check_images, check_labels, check_training_data, values_checked
 from .frontend import progress_bar
-from .losses import GENERATOR_LOSSES, RECON_KINDS, discriminator_loss, generator_loss, objective, vaegan_losses
-from .models import ADVERSARIAL_KINDS, ModelConfig, VAEGANOutput, build_model, reparameterize
+from .losses import GENERATOR_LOSSES, RECON_KINDS, objective
+from .models import ModelConfig, build_model, family, is_conditional
 from .resume import ResumeStore
 from .settings import cuda_graphs_enabled, resolve_device
 from .utils import eval_mode, inference_batch, init_seed, noise_generator
@@ -54,7 +54,6 @@ QUICK_TRAIN_SIZE = 6000
 
 SCHEDULES = ("constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
-LABELLED_KINDS = ("classifier", "multistage", "cvae")  # models whose loss or input uses the class labels
 
 # A loss function maps a batch (x, y) (and a generator for its noise, keyword ``generator``) to named
 # loss parts: 0-d tensors for one model, (N,) tensors for a stack of N models.
@@ -189,7 +188,7 @@ def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: 
             generator: torch.Generator | None = None):
     """``model(x)`` (``model(x, y)`` for a class-conditional model), its noise drawn from ``generator``,
     under bf16 autocast when asked; the output's tensors always come back in fp32."""
-    args = (x, y) if getattr(model, "conditional", False) else (x,)
+    args = (x, y) if is_conditional(model) else (x,)
     if precision == "fp32":
         return model(*args, generator=generator)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, cache_enabled=False):  # no cache: CUDA-graph safe
@@ -199,8 +198,8 @@ def forward(model: nn.Module | Callable, x: Tensor, precision: str = "fp32", y: 
 
 def _label_classes(model: nn.Module) -> int | None:
     """How many classes ``model``'s labels range over, if its loss or input uses them (else ``None``: unchecked)."""
-    cfg = getattr(model, "config", None)
-    return cfg.n_classes if getattr(cfg, "kind", None) in LABELLED_KINDS else None
+    kind = getattr(getattr(model, "config", None), "kind", None)  # a stack's config is its members'
+    return model.config.n_classes if kind is not None and family(kind).uses_labels else None
 
 
 def batch_losses(model: nn.Module | Callable, x: Tensor, y: Tensor, *, recon: str = "mse", beta=1.0, gamma=1.0,
@@ -507,6 +506,9 @@ def fit(
     Raises:
         TrainingDiverged: the loss became NaN or inf (the message names epoch and step).
     """
+    if getattr(model, "two_player", False):  # the family's own step, one optimiser per player
+        return fit_adversarial(model, data, cfg, device=device, progress=progress, desc=desc,
+                               check_every=check_every, resume=resume)
     device = resolve_device(device)
     epochs = training_epochs(model, loss_fn(model, cfg), loss_fn(model, replace(cfg, precision="fp32")), data, cfg,
                              seeds=[cfg.seed], device=device, progress=progress, desc=desc, check_every=check_every,
@@ -530,8 +532,7 @@ def train_model(
     with init_seed(train_cfg.seed):  # the initial weights depend on the seed alone
         model = build_model(model_cfg)
     data = gdata.load(train_cfg.dataset, train_size=train_cfg.train_size)
-    train = fit_adversarial if model_cfg.kind in ADVERSARIAL_KINDS else fit
-    history = train(model, data, train_cfg, device=device, progress=progress, desc=desc, resume=resume)
+    history = fit(model, data, train_cfg, device=device, progress=progress, desc=desc, resume=resume)
     return model.eval(), history
 
 
@@ -544,12 +545,8 @@ SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise b
 
 
 def players(model: nn.Module) -> dict[str, nn.Module]:
-    """Who plays: the discriminator first (it moves first in every step), then the generating side."""
-    if model.config.kind == "gan":
-        return {"discriminator": model.discriminator, "generator": model.generator}
-    if model.config.kind == "vaegan":
-        return {"discriminator": model.discriminator, "encoder": model.encoder, "decoder": model.decoder}
-    raise ValueError(f"a {model.config.kind!r} model is not trained by the two-player loop")
+    """Who plays (the family's :meth:`~genvae.models.Family.players`): the one that moves first first."""
+    return model.players()
 
 
 def player_optimizers(model: nn.Module, cfg: TrainConfig, device: torch.device) -> dict[str, torch.optim.Adam]:
@@ -559,60 +556,12 @@ def player_optimizers(model: nn.Module, cfg: TrainConfig, device: torch.device) 
             for name, m in players(model).items()}
 
 
-def _descend(loss: Tensor, player: nn.Module, optimizer: torch.optim.Optimizer, retain_graph: bool = False) -> None:
-    """One Adam step of ``player`` on ``loss``: the gradient is taken with respect to its parameters only,
-    so a player never moves on another player's loss."""
-    params = list(player.parameters())
-    for p, g in zip(params, torch.autograd.grad(loss, params, retain_graph=retain_graph)):
-        p.grad = g
-    optimizer.step()
-
-
 def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], x: Tensor,
                      cfg: TrainConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """One round of the game on the real batch ``x``; returns the loss parts, still on the device.
-    The noise (z, and the VAE-GAN's reparameterisation) comes from ``generator``, on x's device.
-
-    GAN: the discriminator takes one step on real ``x`` against ``G(z)`` (detached, so G does not
-    move), then the generator takes one step on :func:`~genvae.losses.generator_loss` of the
-    updated discriminator's verdict on the same ``G(z)``.
-
-    VAE-GAN (Larsen et al., 2016): encode and decode ``x``, decode prior noise too (one decoder
-    call, so batch normalisation sees both); the discriminator steps on real against both kinds
-    of fakes; then the encoder steps on ``feature + beta * kl`` and the decoder on
-    ``feature + adv_weight * g``, both against the updated discriminator.
-    """
-    d_net = model.discriminator
-    z_dim = model.config.latent_dim
-    if model.config.kind == "gan":
-        z = torch.randn(len(x), z_dim, generator=generator, device=x.device)  # (B, D)
-        fake = model.generate(z)  # (B, 1, 28, 28)
-        d = discriminator_loss(d_net(x).logits, d_net(fake.detach()).logits)
-        _descend(d, d_net, optimizers["discriminator"])
-        fake_logits = d_net(fake).logits  # the updated discriminator's verdict
-        g = generator_loss(fake_logits, cfg.adversarial)
-        _descend(g, model.generator, optimizers["generator"])
-        return {"total": (d + g).detach(), "d": d.detach(), "g": g.detach(),
-                "p_fake": torch.sigmoid(fake_logits).mean().detach()}
-    b = len(x)
-    mu, logvar = model.encode(x)  # (B, D) each
-    posterior = reparameterize(mu, logvar, generator)  # (B, D), drawn first
-    prior = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)  # (B, D)
-    z = torch.cat([posterior, prior])  # (2B, D): posterior, then prior
-    logits = model.decode(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
-    fakes = torch.sigmoid(logits)
-    d = discriminator_loss(d_net(x).logits, d_net(fakes.detach()).logits)
-    _descend(d, d_net, optimizers["discriminator"])
-    real, judged = d_net(x), d_net(fakes)  # the updated discriminator; x's features are only a target
-    out = VAEGANOutput(x_hat=fakes[:b], x_logits=logits[:b], z=z[:b], mu=mu, logvar=logvar,
-                       real_logits=real.logits, recon_logits=judged.logits[:b], prior_logits=judged.logits[b:],
-                       real_features=real.features.detach(), recon_features=judged.features[:b])
-    p = vaegan_losses(out, cfg.beta, cfg.adv_weight, cfg.adversarial)
-    _descend(p["encoder"], model.encoder, optimizers["encoder"], retain_graph=True)
-    _descend(p["decoder"], model.decoder, optimizers["decoder"])
-    return {"total": (d + p["encoder"] + p["decoder"]).detach(), "d": d.detach(), "g": p["g"].detach(),
-            "feature": p["feature"].detach(), "kl": p["kl"].detach(),
-            "p_fake": torch.sigmoid(judged.logits).mean().detach()}
+    """One round of the game on the real batch ``x``: the family's own
+    :meth:`~genvae.models.Family.train_step` (:meth:`genvae.models.GAN.train_step`,
+    :meth:`genvae.models.VAEGAN.train_step`); returns the loss parts, still on the device."""
+    return model.train_step(optimizers, x, cfg, generator)
 
 
 def snapshot_steps(total_steps: int, steps_per_epoch: int, first: int = 25) -> list[int]:
@@ -634,7 +583,8 @@ def fit_adversarial(
     check_every: int = 50,
     resume: ResumeStore | None = None,
 ) -> History:
-    """Train a GAN or VAE-GAN with :func:`adversarial_step`, one Adam per player at a constant ``cfg.lr``.
+    """Train a two-player family (GAN, VAE-GAN) with its own ``train_step``, one Adam per player at a constant
+    ``cfg.lr`` (:func:`fit` hands such models here).
 
     Besides the per-epoch test losses, the history keeps every step's discriminator and generator
     losses (``History.curve``) and sample grids from one fixed noise batch at the
@@ -650,22 +600,22 @@ def fit_adversarial(
     model.to(device)
     z_fixed = z_fixed.to(device)
     optimizers = player_optimizers(model, cfg, device)
-    log = {"step": 0, "curve": [], "snapshots": [], "taken": set()}  # per epoch: device tensors, read at its end
+    log = {"step": 0, "curve": [], "snapshots": []}  # per epoch: device tensors, read at its end
 
     def snapshot() -> None:
-        if log["step"] not in keep or log["step"] in log["taken"]:
-            return
-        log["taken"].add(log["step"])
         with eval_mode(model), torch.no_grad():
             images = (model.generate(z_fixed) * 255).round().to(torch.uint8)  # (S, 1, 28, 28)
         log["snapshots"].append((log["step"], images))
 
     def make_step(x_train: Tensor, y_train: Tensor, noise: torch.Generator):
         def step(idx: Tensor) -> dict[str, Tensor]:
-            snapshot()
-            parts = adversarial_step(model, optimizers, x_train[idx], cfg, noise)
+            if log["step"] == 0:
+                snapshot()  # the untrained model
+            parts = model.train_step(optimizers, x_train[idx], cfg, noise)
             log["curve"].append(torch.stack([parts["d"], parts["g"]]))
             log["step"] += 1
+            if log["step"] in keep:  # every epoch's end is one of them
+                snapshot()
             return parts
         return step, optimizers
 
@@ -676,10 +626,8 @@ def fit_adversarial(
                                   resume=resume):
         if record.get("resumed"):  # trained by an earlier process, curves and snapshots included
             log["step"] = record["epoch"] * steps
-            log["taken"] = {s for s in keep if s <= log["step"]}
             history.epochs.append(record)
             continue
-        snapshot()  # the end of an epoch
         curve = torch.stack(log["curve"]).cpu()  # (steps, 2)
         record["curve"] = {"d": [round(v, 4) for v in curve[:, 0].tolist()],
                            "g": [round(v, 4) for v in curve[:, 1].tolist()]}

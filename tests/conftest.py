@@ -65,3 +65,23 @@ def default_sigint() -> None:
     that way would see its children shrug off the Ctrl-C that the test sends. Resetting it in the child makes
     such a test hold wherever the runner was started."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def pytest_generate_tests(metafunc):
+    """Every test of a model family's class (``tests/model_suite.py``) runs once per config the class names,
+    and once per device type when it takes ``device``."""
+    cls = metafunc.cls
+    if cls is None or not isinstance(getattr(cls, "configs", None), dict) or not hasattr(cls, "loss_parts"):
+        return
+    if "cfg" in metafunc.fixturenames:
+        metafunc.parametrize("cfg", list(cls.configs), ids=list(cls.configs), indirect=True)
+    if "device" in metafunc.fixturenames:
+        metafunc.parametrize("device", device_params())
+
+
+@pytest.fixture
+def cfg(request):
+    """The ModelConfig a family's test class names (built here, when the test runs)."""
+    from genvae.models import ModelConfig
+
+    return ModelConfig(**request.cls.configs[request.param])

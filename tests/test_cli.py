@@ -138,3 +138,24 @@ def test_a_model_the_cache_could_not_keep_is_not_reported_as_kept(capsys, monkey
     with pytest.warns(CacheWarning, match="cannot write the model cache folder"):
         assert main(["reproduce", "--quick", "--only", "ae_d32", "--jobs", "1"]) == 0
     assert "ae_d32: test " in (out := capsys.readouterr().out) and "(not kept in the cache" in out
+
+
+def test_the_command_line_imports_no_plotting_library():
+    """`genvae list` (and so `genvae --help`, `genvae train`...) starts without matplotlib or seaborn: the
+    package imports its figures only where they are drawn."""
+    code = ("import contextlib, io, sys\nimport genvae.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n    genvae.cli.main(['list'])\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'matplotlib', 'seaborn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_version_has_one_source():
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import genvae
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert genvae.__version__ == importlib.metadata.version("genvae") == pyproject["project"]["version"]

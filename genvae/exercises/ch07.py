@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import losses
-from ..models.outputs import MultiStageOutput
+from ..outputs import MultiStageOutput
 from . import Result, call_answer, compare, failed, not_attempted, passed
 
 __all__ = ["example_batch", "check_multistage_loss", "WEIGHTS"]

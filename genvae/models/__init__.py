@@ -3,36 +3,34 @@
 import torch
 from torch import nn
 
+# The families register themselves when imported, in this order (the order `kinds()` lists them in).
 from .autoencoder import AutoEncoder
-from .classifier import Classifier
-from .config import ModelConfig
-from .cvae import CVAE
-from .gan import GAN, Discriminator, Generator
+from .vae import VAE, reparameterize
 from .multistage import MultiStageVAE
-from .outputs import (
+from .classifier import Classifier
+from .gan import GAN, Discriminator, Generator
+from .vaegan import VAEGAN
+from .cvae import CVAE
+from .config import ModelConfig
+from .family import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
+from ..outputs import (
     AEOutput, ClassifierOutput, DiscriminatorOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput,
 )
 from .summary import layer_table
-from .vae import VAE, reparameterize
-from .vaegan import VAEGAN
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {
-    "ae": AutoEncoder,
-    "vae": VAE,
-    "multistage": MultiStageVAE,
-    "classifier": Classifier,
-    "gan": GAN,
-    "vaegan": VAEGAN,
-    "cvae": CVAE,
-}
+MODEL_CLASSES = FAMILIES  # kind -> class; kept for old imports
 
-# Models trained by the two-player loop (genvae.train.fit_adversarial), not the autoencoder loop.
-ADVERSARIAL_KINDS = ("gan", "vaegan")
+
+def __getattr__(name: str):
+    """``ADVERSARIAL_KINDS``: the kinds trained by the two-player loop, read from the registry when asked."""
+    if name == "ADVERSARIAL_KINDS":
+        return tuple(k for k, cls in FAMILIES.items() if cls.two_player)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Instantiate the model a config describes (weights freshly initialised)."""
-    return MODEL_CLASSES[cfg.kind](cfg)
+    return family(cfg.kind)(cfg)
 
 
 def model_from_state(cfg: ModelConfig, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -60,4 +58,5 @@ __all__ = [
     "GAN", "GANOutput", "Generator", "ModelConfig", "VAEGAN", "VAEGANOutput", "ADVERSARIAL_KINDS",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
     "count_parameters", "layer_table", "model_from_state", "reparameterize", "MODEL_CLASSES",
+    "FAMILIES", "Family", "GenerativeModel", "family", "is_conditional", "kinds", "register",
 ]

@@ -12,14 +12,19 @@ from torch import nn
 
 from .blocks import check_codes, check_images, make_decoder, make_encoder
 from .config import ModelConfig
-from .outputs import AEOutput
+from .family import Family, register
+from ..outputs import AEOutput
 
 
-class AutoEncoder(nn.Module):
+@register
+class AutoEncoder(Family, nn.Module):
     """Deterministic autoencoder, MLP or convolutional (``cfg.arch``)."""
 
     # Encoder outputs per latent dimension: 1 for a point code (the VAE needs 2).
     outputs_per_latent = 1
+    kind = "ae"
+    stackable = True
+    diagram = "code"
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

@@ -12,10 +12,23 @@ from torch import nn
 
 from .blocks import check_images
 from .config import ModelConfig
-from .outputs import ClassifierOutput
+from .family import Family, register
+from ..outputs import ClassifierOutput
 
 
-class Classifier(nn.Module):
+@register
+class Classifier(Family, nn.Module):
+    kind = "classifier"
+    uses_labels = True
+    stackable = True
+    diagram = "classes"
+
+    @classmethod
+    def check_config(cls, cfg: ModelConfig) -> None:
+        super().check_config(cfg)
+        if not cfg.hidden:
+            raise ValueError("conv models and the classifier need at least one hidden width")
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg

@@ -6,8 +6,18 @@ import json
 import numbers
 from dataclasses import asdict, dataclass, fields
 
-KINDS = ("ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae")
+from .family import family
+
 ARCHS = ("mlp", "conv", "fullconv")
+
+
+def __getattr__(name: str):
+    """``KINDS``: every registered model family's kind (:func:`genvae.models.family.kinds`), read when asked."""
+    if name == "KINDS":
+        from .family import kinds
+
+        return kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,7 @@ class ModelConfig:
             raise ValueError(f"widths must be whole numbers: hidden={self.hidden}, channels={self.channels}")
         object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
         object.__setattr__(self, "channels", tuple(int(w) for w in self.channels))
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        fam = family(self.kind)  # ValueError naming the registered kinds
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.latent_dim < 1:
@@ -66,14 +75,11 @@ class ModelConfig:
                              f"got {self.latent_dim}")
         if any(h < 1 for h in self.hidden) or len(self.channels) != 2 or min(self.channels) < 1:
             raise ValueError(f"bad widths: hidden={self.hidden}, channels={self.channels}")
-        if (self.arch == "conv" or self.kind == "classifier") and not self.hidden:
+        if self.arch == "conv" and not self.hidden:
             raise ValueError("conv models and the classifier need at least one hidden width")
-        if self.kind in ("gan", "vaegan") and self.arch != "conv":
-            raise ValueError(f"a {self.kind} is convolutional: use arch='conv', got {self.arch!r}")
-        if self.kind == "cvae" and self.arch != "mlp":
-            raise ValueError(f"the conditional VAE is an MLP: use arch='mlp', got {self.arch!r}")
         if self.head_hidden < 1 or self.n_classes < 2:
             raise ValueError(f"bad head: head_hidden={self.head_hidden}, n_classes={self.n_classes}")
+        fam.check_config(self)  # what this family adds (GANs are convolutional, the CVAE an MLP, ...)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,13 +21,18 @@ from torch import nn
 from .blocks import N_PIXELS, IMAGE_SHAPE, _mlp, check_codes, check_images, check_labels
 from ..checks import check_count
 from .config import ModelConfig
-from .outputs import VAEOutput
+from .family import Family, register
+from ..outputs import VAEOutput
 from .vae import reparameterize
 
 
-class CVAE(nn.Module):
+@register
+class CVAE(Family, nn.Module):
     """MLP encoder q(z | x, y) and decoder p(x | z, y); the widths mirror the plain VAE's."""
 
+    kind = "cvae"
+    archs = ("mlp",)
+    uses_labels = True
     conditional = True  # forward takes (x, y); the training loop passes the labels
 
     def __init__(self, cfg: ModelConfig):

@@ -24,7 +24,9 @@ from torch import nn
 from .blocks import check_codes, check_images
 from ..checks import check_count
 from .config import ModelConfig
-from .outputs import DiscriminatorOutput, GANOutput
+from .family import Family, descend, register
+from ..losses import discriminator_loss, generator_loss
+from ..outputs import DiscriminatorOutput, GANOutput
 
 
 class Generator(nn.Module):
@@ -66,8 +68,13 @@ class Discriminator(nn.Module):
         return DiscriminatorOutput(logits=self.out(feats).squeeze(1), features=feats)
 
 
-class GAN(nn.Module):
+@register
+class GAN(Family, nn.Module):
     """A generator and a discriminator built from one :class:`ModelConfig` (``kind="gan"``, ``arch="conv"``)."""
+
+    kind = "gan"
+    archs = ("conv",)
+    two_player = True
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -101,8 +108,7 @@ class GAN(nn.Module):
         generate, judge both.
 
         The fake images are *not* detached: :func:`genvae.losses.gan_loss` of this output
-        reaches both players. The training loop (:func:`genvae.train.adversarial_step`) instead
-        updates each player on its own loss.
+        reaches both players. Training (:meth:`train_step`) instead updates each player on its own loss.
         """
         check_images(x)
         if z is None:
@@ -110,3 +116,26 @@ class GAN(nn.Module):
         x_fake = self.generate(z)  # (B, 1, 28, 28)
         return GANOutput(x_fake=x_fake, z=z, real_logits=self.discriminator(x).logits,
                          fake_logits=self.discriminator(x_fake).logits)
+
+    def players(self) -> dict[str, nn.Module]:
+        """The discriminator moves first in every step, then the generator."""
+        return {"discriminator": self.discriminator, "generator": self.generator}
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], x: torch.Tensor, cfg,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One round of the game on the real batch ``x`` (z from ``generator``, on x's device).
+
+        The discriminator takes one step on real ``x`` against ``G(z)`` (detached, so G does not move),
+        then the generator takes one step on :func:`~genvae.losses.generator_loss` of the updated
+        discriminator's verdict on the same ``G(z)``.
+        """
+        d_net = self.discriminator
+        z = torch.randn(len(x), self.config.latent_dim, generator=generator, device=x.device)  # (B, D)
+        fake = self.generate(z)  # (B, 1, 28, 28)
+        d = discriminator_loss(d_net(x).logits, d_net(fake.detach()).logits)
+        descend(d, d_net, optimizers["discriminator"])
+        fake_logits = d_net(fake).logits  # the updated discriminator's verdict
+        g = generator_loss(fake_logits, cfg.adversarial)
+        descend(g, self.generator, optimizers["generator"])
+        return {"total": (d + g).detach(), "d": d.detach(), "g": g.detach(),
+                "p_fake": torch.sigmoid(fake_logits).mean().detach()}

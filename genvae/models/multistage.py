@@ -15,12 +15,18 @@ from torch import nn
 
 from .blocks import check_codes
 from .config import ModelConfig
-from .outputs import MultiStageOutput
+from .family import register
+from ..outputs import MultiStageOutput
 from .vae import VAE
 
 
+@register
 class MultiStageVAE(VAE):
     """A :class:`~genvae.models.vae.VAE` plus an MLP classifier head on z."""
+
+    kind = "multistage"
+    uses_labels = True  # the head's cross-entropy
+    diagram = "posterior+head"
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)

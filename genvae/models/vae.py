@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import torch
 from .autoencoder import AutoEncoder
+from .family import register
 from .blocks import check_images
 from ..checks import check_count
-from .outputs import VAEOutput
+from ..outputs import VAEOutput
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -26,6 +27,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     return mu + std * eps
 
 
+@register
 class VAE(AutoEncoder):
     """Gaussian-latent VAE, MLP or convolutional (``cfg.arch``).
 
@@ -35,6 +37,8 @@ class VAE(AutoEncoder):
 
     # One encoder body with 2D outputs: the first D are mu, the last D log sigma^2.
     outputs_per_latent = 2
+    kind = "vae"
+    diagram = "posterior"
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameters of q(z|x): ``mu, logvar``, each ``(B, D)``."""

@@ -12,7 +12,7 @@ are shifted. The discriminator also plays the GAN game against both the
 reconstructions and samples from the prior, which pushes the decoder towards
 sharp images. The encoder's and decoder's losses are in :mod:`genvae.losses`
 (``vaegan_losses``; the discriminator's is the GAN's ``discriminator_loss``) and the three
-players' updates in :func:`genvae.train.adversarial_step`.
+players' updates in :meth:`VAEGAN.train_step`.
 """
 
 from __future__ import annotations
@@ -23,13 +23,20 @@ from torch import nn
 from .blocks import ConvEncoder, check_codes, check_images
 from ..checks import check_count
 from .config import ModelConfig
+from .family import Family, descend, register
+from ..losses import discriminator_loss, vaegan_losses
 from .gan import Discriminator, Generator
-from .outputs import VAEGANOutput
+from ..outputs import VAEGANOutput
 from .vae import reparameterize
 
 
-class VAEGAN(nn.Module):
+@register
+class VAEGAN(Family, nn.Module):
     """Convolutional encoder (-> mu, logvar), the GAN's generator as decoder, and its discriminator."""
+
+    kind = "vaegan"
+    archs = ("conv",)
+    two_player = True
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -84,3 +91,37 @@ class VAEGAN(nn.Module):
         return VAEGANOutput(x_hat=x_hat, x_logits=x_logits, z=z, mu=mu, logvar=logvar,
                             real_logits=real.logits, recon_logits=recon.logits, prior_logits=prior.logits,
                             real_features=real.features, recon_features=recon.features)
+
+    def players(self) -> dict[str, nn.Module]:
+        """The discriminator moves first in every step, then the encoder, then the decoder."""
+        return {"discriminator": self.discriminator, "encoder": self.encoder, "decoder": self.decoder}
+
+    def train_step(self, optimizers: dict[str, torch.optim.Optimizer], x: torch.Tensor, cfg,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One round of the three players on the real batch ``x`` (Larsen et al., 2016); noise from ``generator``.
+
+        Encode and decode ``x``, decode prior noise too (one decoder call, so batch normalisation sees both);
+        the discriminator steps on real against both kinds of fakes; then the encoder steps on
+        ``feature + beta * kl`` and the decoder on ``feature + adv_weight * g``, both against the updated
+        discriminator.
+        """
+        d_net = self.discriminator
+        b = len(x)
+        mu, logvar = self.encode(x)  # (B, D) each
+        posterior = reparameterize(mu, logvar, generator)  # (B, D), drawn first
+        prior = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)  # (B, D)
+        z = torch.cat([posterior, prior])  # (2B, D): posterior, then prior
+        logits = self.decode(z)  # (2B, 1, 28, 28): reconstructions, then prior samples
+        fakes = torch.sigmoid(logits)
+        d = discriminator_loss(d_net(x).logits, d_net(fakes.detach()).logits)
+        descend(d, d_net, optimizers["discriminator"])
+        real, judged = d_net(x), d_net(fakes)  # the updated discriminator; x's features are only a target
+        out = VAEGANOutput(x_hat=fakes[:b], x_logits=logits[:b], z=z[:b], mu=mu, logvar=logvar,
+                           real_logits=real.logits, recon_logits=judged.logits[:b], prior_logits=judged.logits[b:],
+                           real_features=real.features.detach(), recon_features=judged.features[:b])
+        p = vaegan_losses(out, cfg.beta, cfg.adv_weight, cfg.adversarial)
+        descend(p["encoder"], self.encoder, optimizers["encoder"], retain_graph=True)
+        descend(p["decoder"], self.decoder, optimizers["decoder"])
+        return {"total": (d + p["encoder"] + p["decoder"]).detach(), "d": d.detach(), "g": p["g"].detach(),
+                "feature": p["feature"].detach(), "kl": p["kl"].detach(),
+                "p_fake": torch.sigmoid(judged.logits).mean().detach()}
