@@ -20,37 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .models.family import is_conditional
-from .utils import eval_mode, inference_batch
+from .latent import decode, encode  # noqa: F401  (one encode/decode for every model; y for a conditional one)
+from .models.registry import is_conditional
 
 __all__ = [
     "is_conditional", "encode", "decode", "transfer", "attribute_directions", "sweep", "Sweep",
     "quartile_groups", "analogy", "random_directions", "step_slope",
 ]
-
-
-@torch.no_grad()
-def encode(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Codes ``(N, D)`` (posterior means) of images ``(N, 1, 28, 28)``; ``y`` ``(N,)`` for a conditional model."""
-    if is_conditional(model) and y is None:
-        raise ValueError("a conditional model needs the class of every image (y)")
-    return _batched(model, model.embed, x, *((y,) if is_conditional(model) else ()))
-
-
-@torch.no_grad()
-def decode(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Images in [0, 1] decoded from codes ``(N, D)``; drawn as classes ``y`` ``(N,)`` by a conditional model
-    (and ``y`` is ignored by an unconditional one, whose class is in ``z``)."""
-    if is_conditional(model) and y is None:
-        raise ValueError("a conditional model needs the class to draw (y)")
-    return _batched(model, model.generate, z, *((y,) if is_conditional(model) else ()))
-
-
-def _batched(model: nn.Module, call, *tensors: torch.Tensor) -> torch.Tensor:
-    """``call`` over matching slices of ``tensors``, in eval mode on the model's device; results on the CPU."""
-    with eval_mode(model) as dev:
-        bs = inference_batch(dev)
-        return torch.cat([call(*(t.to(dev) for t in chunk)).cpu() for chunk in zip(*(t.split(bs) for t in tensors))])
 
 
 def transfer(model: nn.Module, z: torch.Tensor, y: torch.Tensor, target: torch.Tensor,

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from .checks import check_codes, check_count, check_images, check_labels
-from .utils import eval_mode, inference_batch
+from .models.registry import is_conditional
+from .utils import batched, eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
@@ -15,43 +16,51 @@ __all__ = [
 ]
 
 
-@torch.no_grad()
-def encode(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Deterministic latent codes ``(N, D)`` of images ``(N, 1, 28, 28)``.
+def _labels(model: nn.Module, y: torch.Tensor | None, n: int, what: str) -> tuple[torch.Tensor, ...]:
+    """The class tensor a conditional model needs (as a one-tuple), checked; none for any other model."""
+    if not is_conditional(model):
+        return ()
+    if y is None:
+        raise ValueError(f"a conditional model needs the class of every {what} (y)")
+    n_classes = getattr(getattr(model, "config", None), "n_classes", None)
+    if n_classes is not None:
+        check_labels(y, n_classes, batch=n, values=True)
+    return (y,)
+
+
+def encode(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
+           batch_size: int | None = None) -> torch.Tensor:
+    """Deterministic latent codes ``(N, D)`` of images ``(N, 1, 28, 28)``; a conditional model is given the
+    classes ``y`` ``(N,)``.
 
     Uses ``model.embed``: the code z for an AE, the posterior mean for a VAE.
     """
     check_images(x, values=True)  # once, on the whole input, before its batches move to the model's device
-    with eval_mode(model) as dev:
-        return torch.cat([model.embed(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
+    return batched(model, model.embed, x, *_labels(model, y, len(x), "image"), batch_size=batch_size)
 
 
-@torch.no_grad()
-def decode(model: nn.Module, z: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``."""
+def decode(model: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None,
+           batch_size: int | None = None) -> torch.Tensor:
+    """Images in [0, 1] ``(N, 1, 28, 28)`` decoded from codes ``(N, D)``; drawn as classes ``y`` ``(N,)`` by a
+    conditional model (an unconditional one ignores ``y``: its class is in ``z``)."""
     check_codes(z, getattr(getattr(model, "config", None), "latent_dim", None))
-    with eval_mode(model) as dev:
-        return torch.cat([model.generate(zb.to(dev)).cpu() for zb in z.split(batch_size or inference_batch(dev))])
+    return batched(model, model.generate, z, *_labels(model, y, len(z), "code"), batch_size=batch_size)
 
 
-@torch.no_grad()
-def reconstruct(model: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Deterministic reconstructions in [0, 1] of images ``(N, 1, 28, 28)``, computed where the model is."""
+def reconstruct(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
+                batch_size: int | None = None) -> torch.Tensor:
+    """Deterministic reconstructions in [0, 1] of images ``(N, 1, 28, 28)``, computed where the model is;
+    a conditional model is given the classes ``y``."""
     check_images(x, values=True)
-    with eval_mode(model) as dev:
-        return torch.cat([model.reconstruct(xb.to(dev)).cpu() for xb in x.split(batch_size or inference_batch(dev))])
+    return batched(model, model.reconstruct, x, *_labels(model, y, len(x), "image"), batch_size=batch_size)
 
 
-@torch.no_grad()
 def discriminate(model: nn.Module, x: torch.Tensor, batch_size: int | None = None):
     """The discriminator's verdict on images ``(N, 1, 28, 28)`` of a GAN or VAE-GAN, in batches, on the CPU:
     a :class:`~genvae.models.gan.DiscriminatorOutput` with ``logits`` ``(N,)`` and ``features`` ``(N, F)``
     (the features the VAE-GAN compares images in)."""
     check_images(x, values=True)
-    with eval_mode(model) as dev:
-        outs = [model.discriminate(xb.to(dev)) for xb in x.split(batch_size or inference_batch(dev))]
-    return type(outs[0])(logits=torch.cat([o.logits.cpu() for o in outs]),
-                         features=torch.cat([o.features.cpu() for o in outs]))
+    return batched(model, model.discriminate, x, batch_size=batch_size)
 
 
 def frame_changes(frames: torch.Tensor) -> torch.Tensor:

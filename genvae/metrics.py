@@ -15,8 +15,8 @@ from torch import nn
 
 from .checks import check_codes, check_count, check_images, check_labels, check_same_length
 from .losses import decoder_log_prob, gaussian_kl
-from .models.family import is_conditional
-from .utils import eval_mode, inference_batch, noise_generator
+from .models.registry import is_conditional
+from .utils import batched, eval_mode, inference_batch, noise_generator
 
 __all__ = [
     "test_split", "test_subset", "disjoint_subsets", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
@@ -228,8 +228,7 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
 def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Class probabilities ``(N, K)`` from a classifier (anything returning ``.logits``)."""
     check_images(x, values=True)
-    with eval_mode(classifier) as dev:
-        return torch.cat([torch.softmax(classifier(xb.to(dev)).logits, 1).cpu() for xb in x.split(batch_size or inference_batch(dev))])
+    return batched(classifier, lambda xb: torch.softmax(classifier(xb).logits, 1), x, batch_size=batch_size)
 
 
 def predict(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -358,8 +357,7 @@ def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None)
 def features(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
     """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
     check_images(x, values=True)
-    with eval_mode(classifier) as dev:
-        return torch.cat([classifier(xb.to(dev)).features.cpu() for xb in x.split(batch_size or inference_batch(dev))])
+    return batched(classifier, lambda xb: classifier(xb).features, x, batch_size=batch_size)
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:

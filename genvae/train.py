@@ -545,7 +545,7 @@ SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise b
 
 
 def players(model: nn.Module) -> dict[str, nn.Module]:
-    """Who plays (the family's :meth:`~genvae.models.Family.players`): the one that moves first first."""
+    """Who plays (the family's :meth:`~genvae.models.registry.Family.players`): the one that moves first first."""
     return model.players()
 
 
@@ -559,8 +559,8 @@ def player_optimizers(model: nn.Module, cfg: TrainConfig, device: torch.device) 
 def adversarial_step(model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], x: Tensor,
                      cfg: TrainConfig, generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """One round of the game on the real batch ``x``: the family's own
-    :meth:`~genvae.models.Family.train_step` (:meth:`genvae.models.GAN.train_step`,
-    :meth:`genvae.models.VAEGAN.train_step`); returns the loss parts, still on the device."""
+    :meth:`~genvae.models.registry.Family.train_step` (:meth:`genvae.models.gan.GAN.train_step`,
+    :meth:`genvae.models.vaegan.VAEGAN.train_step`); returns the loss parts, still on the device."""
     return model.train_step(optimizers, x, cfg, generator)
 
 

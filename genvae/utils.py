@@ -23,6 +23,24 @@ def inference_batch(device: torch.device) -> int:
     return 256 if device.type == "cpu" else 4096
 
 
+def batched(model: nn.Module, call, *tensors: torch.Tensor, batch_size: int | None = None):
+    """``call`` over matching slices of ``tensors``, in eval mode on ``model``'s device, without gradients:
+    the one inference loop of the package. Tensor results are concatenated on the CPU; a dataclass of tensors
+    (a :class:`~genvae.outputs.DiscriminatorOutput`...) comes back as one, its fields concatenated.
+
+    ``batch_size``: inputs per call (default :func:`inference_batch` of the model's device).
+    """
+    if not tensors:
+        raise ValueError("batched needs at least one tensor to split")
+    with eval_mode(model) as dev, torch.no_grad():
+        bs = batch_size or inference_batch(dev)
+        outs = [call(*(t.to(dev) for t in chunk)) for chunk in zip(*(t.split(bs) for t in tensors))]
+    if isinstance(outs[0], torch.Tensor):
+        return torch.cat([o.cpu() for o in outs])
+    fields = vars(outs[0])
+    return type(outs[0])(**{k: torch.cat([getattr(o, k).cpu() for o in outs]) for k in fields})
+
+
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[torch.device]:
     """Put ``model`` in eval mode for the block and restore its mode after; yields its device."""

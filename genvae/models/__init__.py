@@ -12,7 +12,7 @@ from .gan import GAN, Discriminator, Generator
 from .vaegan import VAEGAN
 from .cvae import CVAE
 from .config import ModelConfig
-from .family import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
+from .registry import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
 from ..outputs import (
     AEOutput, ClassifierOutput, DiscriminatorOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput,
 )

@@ -12,7 +12,7 @@ from torch import nn
 
 from .blocks import check_codes, check_images, make_decoder, make_encoder
 from .config import ModelConfig
-from .family import Family, register
+from .registry import Family, register
 from ..outputs import AEOutput
 
 

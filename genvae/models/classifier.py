@@ -12,7 +12,7 @@ from torch import nn
 
 from .blocks import check_images
 from .config import ModelConfig
-from .family import Family, register
+from .registry import Family, register
 from ..outputs import ClassifierOutput
 
 
@@ -24,7 +24,7 @@ class Classifier(Family, nn.Module):
     diagram = "classes"
 
     @classmethod
-    def check_config(cls, cfg: ModelConfig) -> None:
+    def check_config(cls, cfg) -> None:
         super().check_config(cfg)
         if not cfg.hidden:
             raise ValueError("conv models and the classifier need at least one hidden width")

@@ -6,15 +6,15 @@ import json
 import numbers
 from dataclasses import asdict, dataclass, fields
 
-from .family import family
+from .registry import family
 
 ARCHS = ("mlp", "conv", "fullconv")
 
 
 def __getattr__(name: str):
-    """``KINDS``: every registered model family's kind (:func:`genvae.models.family.kinds`), read when asked."""
+    """``KINDS``: every registered model family's kind (:func:`genvae.models.registry.kinds`), read when asked."""
     if name == "KINDS":
-        from .family import kinds
+        from .registry import kinds
 
         return kinds()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

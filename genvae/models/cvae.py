@@ -21,7 +21,7 @@ from torch import nn
 from .blocks import N_PIXELS, IMAGE_SHAPE, _mlp, check_codes, check_images, check_labels
 from ..checks import check_count
 from .config import ModelConfig
-from .family import Family, register
+from .registry import Family, register
 from ..outputs import VAEOutput
 from .vae import reparameterize
 

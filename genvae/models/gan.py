@@ -24,7 +24,7 @@ from torch import nn
 from .blocks import check_codes, check_images
 from ..checks import check_count
 from .config import ModelConfig
-from .family import Family, descend, register
+from .registry import Family, descend, register
 from ..losses import discriminator_loss, generator_loss
 from ..outputs import DiscriminatorOutput, GANOutput
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from .blocks import check_codes
 from .config import ModelConfig
-from .family import register
+from .registry import register
 from ..outputs import MultiStageOutput
 from .vae import VAE
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from .autoencoder import AutoEncoder
-from .family import register
+from .registry import register
 from .blocks import check_images
 from ..checks import check_count
 from ..outputs import VAEOutput

@@ -23,7 +23,7 @@ from torch import nn
 from .blocks import ConvEncoder, check_codes, check_images
 from ..checks import check_count
 from .config import ModelConfig
-from .family import Family, descend, register
+from .registry import Family, descend, register
 from ..losses import discriminator_loss, vaegan_losses
 from .gan import Discriminator, Generator
 from ..outputs import VAEGANOutput

@@ -24,8 +24,6 @@ import torch
 if TYPE_CHECKING:  # annotations only
     from torch import nn
 
-    from .config import ModelConfig
-
 __all__ = ["Family", "GenerativeModel", "register", "family", "kinds", "is_conditional", "descend", "FAMILIES"]
 
 FAMILIES: dict[str, type] = {}  # kind -> family class, in registration order
@@ -55,8 +53,9 @@ class Family:
     diagram: ClassVar[str | None] = None
 
     @classmethod
-    def check_config(cls, cfg: "ModelConfig") -> None:
-        """Raise ``ValueError`` for a config this family cannot be built from (beyond the shared checks)."""
+    def check_config(cls, cfg) -> None:
+        """Raise ``ValueError`` for a :class:`~genvae.models.config.ModelConfig` this family cannot be built
+        from (beyond the checks every config passes)."""
         if cfg.arch not in cls.archs:
             article = "an" if cfg.kind[0] in "aeiou" else "a"
             raise ValueError(f"{article} {cfg.kind} is built with arch in {cls.archs}, got {cfg.arch!r}")

@@ -1,0 +1,49 @@
+"""genvae.utils.batched: the one inference loop of the package."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from genvae.outputs import DiscriminatorOutput
+from genvae.utils import batched
+
+
+class Recorder(nn.Module):
+    """A linear map that records the batch sizes it sees, whether it ran in training mode and with gradients."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.calls = []
+
+    def forward(self, x, y=None):
+        self.calls.append((len(x), self.training, torch.is_grad_enabled()))
+        out = self.lin(x)
+        return out if y is None else out + y[:, None]
+
+
+def test_batched_equals_one_pass_and_restores_the_mode():
+    model = Recorder().train()
+    x, y = torch.randn(10, 3), torch.arange(10.0)
+    out = batched(model, model, x, y, batch_size=4)
+    assert [c[0] for c in model.calls] == [4, 4, 2]
+    assert not any(training or grad for _, training, grad in model.calls)  # eval mode, no gradients
+    assert model.training  # the caller's mode comes back
+    with torch.no_grad():
+        torch.testing.assert_close(out, model.lin(x) + y[:, None])
+    assert out.device.type == "cpu" and not out.requires_grad
+
+
+def test_batched_concatenates_each_field_of_a_dataclass():
+    model = Recorder()
+    x = torch.randn(7, 3)
+    out = batched(model, lambda xb: DiscriminatorOutput(logits=model(xb)[:, 0], features=model(xb)), x, batch_size=3)
+    assert type(out) is DiscriminatorOutput and out.logits.shape == (7,) and out.features.shape == (7, 2)
+    torch.testing.assert_close(out.logits, out.features[:, 0])
+
+
+def test_batched_needs_a_tensor():
+    with pytest.raises(ValueError, match="at least one tensor"):
+        batched(Recorder(), lambda: None)
