@@ -85,3 +85,17 @@ def cfg(request):
     from genvae.models import ModelConfig
 
     return ModelConfig(**request.cls.configs[request.param])
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long tests first, the chapters' parameter runs first of all, later chapters (which train more) before
+    earlier ones: with two workers the run then ends on short tests instead of one worker finishing a
+    two-minute chapter while the other waits (measured on 2 cores: about 420 s against a CPU total of 740 s / 2
+    before this order). Within each group the collection order is kept."""
+    def rank(item) -> tuple:
+        if item.get_closest_marker("slow") is None:
+            return (2, 0)
+        if item.originalname == "test_chapter_runs_with_other_parameters":
+            return (0, -int(item.callspec.id[:2]))  # 11, 10, 09, ... (06b sorts with 06)
+        return (1, 0)
+    items.sort(key=rank)  # stable
