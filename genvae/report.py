@@ -1,10 +1,10 @@
-"""Text that a chapter's own run computes: glued numbers, verdicts, Markdown tables, the quick-mode note.
+"""Text that a chapter's own run computes: measured sentences, verdicts, Markdown tables, the quick-mode note.
 
 The book promises that every number in its prose comes from the reader's run. A chapter computes a
-value, names it with :func:`glue`, and its Markdown cites it as ``{glue:text}`name``` (myst-nb fills it
-in at build time). Verdict *words* are glued the same way, chosen by :func:`verdict` from the measured
-numbers, so a sentence can never claim "below" when the run measured "above". Longer generated text
-(tables, lists) is displayed as Markdown with :func:`show`, so it reads as prose in the page, not as
+value and writes the sentence that states it as a Markdown *output* of a code cell (:func:`show`), which
+every front end renders: the book, JupyterLab, VS Code, Colab and GitHub's viewer. Verdict *words* are
+chosen by :func:`verdict` from the measured numbers, so a sentence can never claim "below" when the run
+measured "above". Tables and lists are displayed the same way, so they read as prose in the page, not as
 ``print`` output.
 
     >>> from genvae import report
@@ -22,36 +22,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from . import settings
 
-__all__ = ["glue", "glue_all", "verdict", "how_often", "table", "show", "quick_note", "dataset_note",
+__all__ = ["verdict", "how_often", "table", "show", "quick_note", "dataset_note",
            "digits_only", "bullets", "noun", "note"]
-
-
-def glue(name: str, value, fmt: str | None = None):
-    """Give ``value`` a name the chapter's Markdown can cite as ``{glue:text}`name```, and return it.
-
-    ``fmt`` (a ``str.format`` spec such as ``"{:.4f}"``) turns a number into the exact text shown, so the
-    page and the notebook agree on rounding. Outside a myst-nb build (Colab, a plain Jupyter) nothing is
-    displayed and the value is simply returned.
-    """
-    shown = fmt.format(value) if fmt is not None else value
-    if isinstance(shown, numbers.Real) and not isinstance(shown, bool) and not math.isfinite(float(shown)):
-        shown = str(shown)
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:  # not building the book: the reader sees the notebook's own outputs
-        return value
-    _glue(name, shown, display=False)
-    return value
-
-
-def glue_all(values: Mapping[str, object], fmt: str | None = None) -> None:
-    """:func:`glue` each ``name: value`` pair with one format."""
-    for name, value in values.items():
-        glue(name, value, fmt)
 
 
 def verdict(condition: bool, yes: str, no: str) -> str:

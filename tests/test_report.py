@@ -37,21 +37,6 @@ def test_verdicts_and_counts():
         report.how_often([], "seed")
 
 
-def test_glue_returns_the_value_and_records_the_formatted_text(capsys, monkeypatch):
-    seen = {}
-
-    def fake_glue(name, value, display):
-        seen[name] = (value, display)
-
-    import myst_nb
-
-    monkeypatch.setattr(myst_nb, "glue", fake_glue)
-    assert report.glue("mse", 0.037512, "{:.4f}") == 0.037512
-    assert seen["mse"] == ("0.0375", False)
-    report.glue("nan", float("nan"))
-    assert seen["nan"][0] == "nan"
-
-
 def test_quick_note_only_in_quick_mode(monkeypatch):
     shown = []
     monkeypatch.setattr(report, "show", shown.append)
