@@ -66,19 +66,25 @@ class TrainedModel:
     saved: bool = True  # False when the cache could not keep it (unwritable folder, metrics not finite)
 
 
-# TrainConfig fields added after format 2: they enter the key only when they differ from their defaults,
-# so that adding an option for new models does not orphan every model trained before it.
-_LATE_FIELDS = ("adversarial", "adv_weight")
+# Config fields added after format 2, per config class: they enter the key only when they differ from their
+# defaults, so that adding an option for new models does not orphan every model trained before it. A new field of
+# either config goes here when it is added.
+_LATE_FIELDS: dict[type, tuple[str, ...]] = {ModelConfig: (), TrainConfig: ("adversarial", "adv_weight")}
+
+
+def _canonical(cfg) -> dict:
+    """A config as its key sees it: every field, except late fields (:data:`_LATE_FIELDS`) at their defaults."""
+    d = cfg.to_dict()
+    for f in _LATE_FIELDS[type(cfg)]:
+        if d[f] == type(cfg).__dataclass_fields__[f].default:
+            del d[f]
+    return d
 
 
 def cache_key(model_cfg: ModelConfig, train_cfg: TrainConfig, quick: bool) -> str:
     """16 hex digits of SHA-256 over the canonical JSON of both configs and the mode."""
-    train = train_cfg.to_dict()
-    for f in _LATE_FIELDS:
-        if train[f] == TrainConfig.__dataclass_fields__[f].default:
-            del train[f]
     blob = json.dumps(
-        {"format": CACHE_FORMAT, "model": model_cfg.to_dict(), "train": train, "quick": quick},
+        {"format": CACHE_FORMAT, "model": _canonical(model_cfg), "train": _canonical(train_cfg), "quick": quick},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -316,26 +322,39 @@ def _fingerprint(value) -> str:
     return repr(value)
 
 
+def eval_version(version: int):
+    """Decorator: the version of an evaluation kept by :func:`cached_eval`. Its own source is part of the key
+    already; bump the version when something it calls changes what it returns."""
+    def mark(fn):
+        fn.cache_version = version
+        return fn
+    return mark
+
+
 def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
     """``fn(trained.model, *args, **kwargs)``, computed once and kept in the model's cache entry.
 
     For evaluations that cost more than loading the model (an IWAE bound with
     k = 1000 importance samples, say), so that a rebuild with every model cached
-    stays fast. The key covers the function (its name and the digest of its
-    source code), the source of the whole genvae package (so a change to any
-    helper it calls counts too), the tensor arguments (a digest of their bytes)
-    and the other arguments: a change to any of them computes anew. Results must be numbers
-    or JSON containers of numbers that come back from JSON unchanged (dicts with text keys, lists,
-    no tuples); anything else, and any non-finite number, is returned but not kept, with a
+    stays fast. The key covers the call (the function's name, the tensor arguments by a digest of their
+    bytes, the other arguments) and the function's version: a digest of its own source and its
+    ``cache_version`` (:func:`eval_version`; 0 when unset). A change to any of them computes anew, and the
+    result kept for the same call under an older version is dropped, so stale results do not pile up.
+    Editing another part of the package recomputes nothing: a helper whose change alters a result is
+    covered by bumping the version of the evaluations that call it.
+
+    Results must be numbers or JSON containers of numbers that come back from JSON unchanged (dicts with
+    text keys, lists, no tuples); anything else, and any non-finite number, is returned but not kept, with a
     :class:`CacheWarning`. Nothing is kept for a model the cache could not keep
     (``trained.saved`` false), and a folder that cannot be written only costs a warning.
     """
     import inspect
 
-    code = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
-    key = json.dumps({"fn": f"{fn.__module__}.{fn.__qualname__}", "code": code, "package": _package_digest(),
-                      "args": [_fingerprint(a) for a in args],
-                      "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}, sort_keys=True)
+    call = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": [_fingerprint(a) for a in args],
+            "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}
+    version = {"code": hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16],
+               "version": getattr(fn, "cache_version", 0)}
+    key = json.dumps({**call, **version}, sort_keys=True)
     path = trained.path / EVALS
     store = _read_evals(path) if trained.saved else {}
     if key in store:
@@ -346,6 +365,7 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
         warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
                       stacklevel=2)
     elif trained.saved:
+        store = {k: v for k, v in store.items() if not _same_call(k, call)}  # older versions of this call
         store[key] = value
         try:
             checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
@@ -353,6 +373,15 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
             warnings.warn(f"cannot write {path} ({_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
                           "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
     return value
+
+
+def _same_call(key: str, call: dict) -> bool:
+    """Whether a kept result's key is ``call`` (same function and arguments), whatever version computed it."""
+    try:
+        kept = json.loads(key)
+    except ValueError:
+        return False
+    return isinstance(kept, dict) and all(kept.get(k) == v for k, v in call.items())
 
 
 def _refuse_constant(name: str):

@@ -350,12 +350,20 @@ def _cmd_chapters(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code (see the module doc).
 
-    A KeyboardInterrupt anywhere in it (Ctrl-C, or SIGINT from another process) ends it with
+    Warnings print as one line each, ``genvae: warning: ...``. A KeyboardInterrupt anywhere in it (Ctrl-C, or
+    SIGINT from another process) ends it with
     ``genvae: interrupted`` and 130 (128 + SIGINT, the shells' convention); models finished before it
     stay cached. Usage errors leave through argparse's ``SystemExit(2)``.
     """
+    import warnings
+
+    def one_line(message, category, filename, lineno, line=None) -> str:
+        return f"genvae: warning: {message}\n"
+
     try:
-        return _run(_parser().parse_args(argv))
+        with warnings.catch_warnings():
+            warnings.formatwarning = one_line  # "genvae: warning: ...", not a source path and a line of code
+            return _run(_parser().parse_args(argv))
     except KeyboardInterrupt:
         print("genvae: interrupted", file=sys.stderr)
         return 130

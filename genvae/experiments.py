@@ -336,12 +336,15 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, before)
 
 
-def _stop_workers(pool) -> None:
+def _stop_workers(pool, others: set) -> None:
     """End a process pool's workers now, losing the units they train (finished models are already cached,
-    and the cache writes each file atomically)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())  # pid -> Process; shutdown drops it
+    and the cache writes each file atomically). The workers are this process's children that are not in
+    ``others`` (its children from before the pool started: ``multiprocessing.active_children()``)."""
+    import multiprocessing
+
+    workers = [p for p in multiprocessing.active_children() if p not in others]
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
+    for process in workers:
         process.terminate()
 
 
@@ -425,6 +428,7 @@ def reproduce(
 
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
+    others = set(multiprocessing.active_children())  # children from before the pool: not its workers
     try:
         with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(threads,)) as pool:
@@ -439,7 +443,7 @@ def reproduce(
             except BaseException:
                 with lock:
                     todo.clear()  # nothing new starts; finished models are already in the cache
-                _stop_workers(pool)  # they ignore Ctrl-C: an interruption stops them from here, at once
+                _stop_workers(pool, others)  # they ignore Ctrl-C: an interruption stops them from here, at once
                 raise
     finally:
         torch.set_num_threads(threads_before)

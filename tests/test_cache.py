@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import json
 import math
 import os
@@ -351,3 +352,35 @@ def test_weights_of_another_shape_are_reported(monkeypatch, tmp_path):
     (t.path / "meta.json").write_text(json.dumps(meta))
     _expect_retrain(monkeypatch, r"does not fit the model_config in .*meta.json: shapes differ: "
                                  r"encoder.net.0.weight is \(12, 784\) in the file, \(16, 784\) in the model")
+
+
+def test_cached_eval_keys_on_the_function_and_its_version_not_the_whole_package(monkeypatch):
+    t = _train()
+    calls = []
+
+    def score(model):
+        calls.append(1)
+        return 1.0
+
+    assert cache.cached_eval(t, score) == 1.0 and calls == [1]
+    monkeypatch.setattr(cache, "_package_digest", lambda: "another package")  # an edit elsewhere in genvae
+    assert cache.cached_eval(t, score) == 1.0 and calls == [1]  # kept: not computed again
+
+    cache.eval_version(2)(score)  # what it calls has changed: its version says so
+    assert cache.cached_eval(t, score) == 1.0 and calls == [1, 1]
+    kept = json.loads((t.path / "evals.json").read_text())
+    assert [json.loads(k)["version"] for k in kept] == [2]  # the result of version 0 is gone, not piled up
+    assert cache.cached_eval(t, score) == 1.0 and calls == [1, 1]
+
+
+def test_late_fields_of_either_config_enter_the_key_only_away_from_their_defaults(monkeypatch):
+    mc, tc = ModelConfig("ae", latent_dim=2, hidden=(8,)), TrainConfig(epochs=1)
+    before = cache.cache_key(mc, tc, False)
+    monkeypatch.setitem(cache._LATE_FIELDS, ModelConfig, ("head_hidden",))  # as if head_hidden were new
+    model = mc.to_dict()
+    del model["head_hidden"]
+    train = tc.to_dict()
+    del train["adversarial"], train["adv_weight"]
+    blob = json.dumps({"format": cache.CACHE_FORMAT, "model": model, "train": train, "quick": False}, sort_keys=True)
+    assert cache.cache_key(mc, tc, False) == hashlib.sha256(blob.encode()).hexdigest()[:16] != before
+    assert cache.cache_key(dataclasses.replace(mc, head_hidden=32), tc, False) != cache.cache_key(mc, tc, False)

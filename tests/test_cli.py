@@ -159,3 +159,17 @@ def test_the_version_has_one_source():
 
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert genvae.__version__ == importlib.metadata.version("genvae") == pyproject["project"]["version"]
+
+
+def test_a_warning_reads_as_one_line():
+    """A damaged cache entry is retrained with a warning; the command line shows it as one line, without the
+    source path and line of code that Python's default format adds (run in a process of its own, where no test
+    runner records the warnings)."""
+    code = ("import sys, warnings\nimport genvae.cli as cli\n"
+            "def run(args):\n"
+            "    warnings.warn('cache entry x is unusable (meta.json is missing); retraining it', UserWarning)\n"
+            "    return 0\n"
+            "cli._run = run\nsys.exit(cli.main(['list']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stderr == "genvae: warning: cache entry x is unusable (meta.json is missing); retraining it\n"
