@@ -15,18 +15,22 @@ try:  # one place for the version: pyproject.toml, read from the installed packa
 except _NotInstalled:  # imported from a source tree that was never installed
     __version__ = "0+unknown"
 
-from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, report, settings, train  # noqa: E402
+from . import _moved  # noqa: E402
+
+_moved.install()  # old module paths (genvae.train, ...) stay importable: see genvae._moved
+
+from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, report, settings, training  # noqa: E402
 # Imported on first use (``genvae.plots``, ``from genvae import plots``):
 # * ``plots`` (matplotlib, some 0.5 s): the command line and training never draw;
 # * ``experiments``: building its registry reads GENVAE_DEVICE and GENVAE_PRECISION, and a bad value must reach
 #   the caller as a clear error (the CLI's "genvae: error: ..."), not break ``import genvae`` with a traceback.
 from .cache import TrainedModel, load_or_train  # noqa: E402
 from .models import ModelConfig, build_model  # noqa: E402
-from .train import TrainConfig, fit  # noqa: E402
+from .training import TrainConfig, fit  # noqa: E402
 
 __all__ = [
     "cache", "checkpoint", "data", "experiments", "latent", "losses", "metrics", "models", "morpho", "plots", "report",
-    "settings", "train", "TrainedModel", "load_or_train", "ModelConfig", "build_model", "TrainConfig", "fit",
+    "settings", "training", "TrainedModel", "load_or_train", "ModelConfig", "build_model", "TrainConfig", "fit",
 ]
 
 _LAZY = ("experiments", "plots")
@@ -37,4 +41,7 @@ def __getattr__(name: str):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    moved = _moved.attribute(name)
+    if moved is not None:
+        return moved
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -161,11 +161,12 @@ _KEY_BEFORE = "251af06db77d5cba"  # cache_key(ModelConfig("ae", latent_dim=2), T
 
 
 def test_train_model_dispatches_to_the_two_player_loop(monkeypatch):
-    from genvae import train as gtrain
+    from genvae import data as gdata
+    from genvae.training import loop
 
     calls = []
-    real = gtrain.fit_adversarial
-    monkeypatch.setattr(gtrain, "fit_adversarial", lambda *a, **k: calls.append(1) or real(*a, **k))
-    monkeypatch.setattr(gtrain.gdata, "load", lambda name, train_size=None: _tiny_data())
+    real = loop.fit_adversarial
+    monkeypatch.setattr(loop, "fit_adversarial", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(gdata, "load", lambda name, train_size=None: _tiny_data())
     model, history = train_model(TINY_GAN, TrainConfig(epochs=1, batch_size=32), progress=False, device="cpu")
     assert calls == [1] and not model.training and len(history.curve("g")) == 3

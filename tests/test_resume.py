@@ -18,7 +18,8 @@ import torch
 from conftest import default_sigint
 
 import genvae
-from genvae import checkpoint, train
+from genvae import checkpoint, training
+from genvae.training import epochs as training_epochs_module
 from genvae.cache import Request, cache_key, entry_path, load_or_train, load_or_train_many
 from genvae.models import ModelConfig
 from genvae.resume import INDEX, ResumeStore, ResumeWarning, resume_path
@@ -39,7 +40,7 @@ CASES = {  # (model, training): one per kind of state that must carry over
 def _ctrl_c_in_epoch(n: int):
     """Within the block, the n-th training epoch started raises KeyboardInterrupt, as Ctrl-C would.
     (Its own MonkeyPatch: undoing the test's would also undo conftest's isolated cache.)"""
-    real, calls = train.train_epoch, []
+    real, calls = training_epochs_module.train_epoch, []
 
     def epoch(*args, **kwargs):
         calls.append(1)
@@ -48,7 +49,7 @@ def _ctrl_c_in_epoch(n: int):
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(train, "train_epoch", epoch)
+        mp.setattr(training_epochs_module, "train_epoch", epoch)
         with pytest.raises(KeyboardInterrupt):
             yield
 
@@ -296,7 +297,7 @@ def test_sigint_then_sigkill_then_a_finished_run(tmp_path, capfd):
         capfd.readouterr()
         finished = load_or_train(mc, tc, name="tiny_interrupt", progress=False)
         assert f"resuming from epoch {kept}" in capfd.readouterr().err
-        reference, history = train.train_model(mc, tc, device="cpu", progress=False)
+        reference, history = training.train_model(mc, tc, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     assert not state.exists() and not finished.from_cache

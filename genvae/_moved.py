@@ -1,0 +1,51 @@
+"""Old import paths of modules that moved when the package took its layered layout.
+
+``import genvae.train`` and ``from genvae.metrics import judge`` keep working: each old name in
+:data:`MOVED` is the *same module object* as its new home (so a monkeypatch through either name
+patches both). The alias is made by a finder on :data:`sys.meta_path`, installed when ``genvae`` is
+imported, so the old names need no files of their own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+MOVED: dict[str, str] = {  # old module name -> new module name
+    "genvae.train": "genvae.training",
+}
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads an old name as the module that now holds its code."""
+
+    def __init__(self, module):
+        self.module, self.spec = module, module.__spec__
+
+    def create_module(self, spec):
+        return self.module
+
+    def exec_module(self, module) -> None:
+        module.__spec__ = self.spec  # the import system set it to the alias's spec; the module keeps its own
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        new = MOVED.get(fullname)
+        if new is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(importlib.import_module(new)))
+
+
+def install() -> None:
+    """Put the alias finder on :data:`sys.meta_path` (once)."""
+    if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AliasFinder())
+
+
+def attribute(name: str):
+    """``genvae.<name>`` for an old top-level module name (``from genvae import train``), or ``None``."""
+    old = f"genvae.{name}"
+    return importlib.import_module(old) if old in MOVED else None
