@@ -95,9 +95,51 @@ def entry_path(name: str, key: str, cache_dir: str | Path | None = None) -> Path
     return Path(cache_dir or cache_root()) / f"{slug}-{key}"
 
 
-def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
-                device: torch.device) -> tuple[nn.Module, dict]:
-    """The model and sidecar of an entry, or :class:`~genvae.checkpoint.CheckpointError` naming the problem."""
+@dataclass(frozen=True)
+class Request:
+    """One model to load or train: a readable name and its full-mode recipe."""
+
+    name: str
+    model_config: ModelConfig
+    train_config: TrainConfig
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a request lives in the cache in one mode (:func:`resolve`)."""
+
+    request: Request
+    train_config: TrainConfig  # as used in this mode: the quick version in quick mode
+    key: str  # cache_key(request.model_config, train_config, quick)
+    path: Path  # the entry folder
+
+    @property
+    def meta_path(self) -> Path:
+        """The entry's sidecar, written last when the entry is saved."""
+        return self.path / checkpoint.META
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether a save of the entry finished (its sidecar exists); says nothing of whether it is sound."""
+        return self.meta_path.is_file()
+
+
+def resolve(request: Request, quick: bool, cache_dir: str | Path | None = None) -> Slot:
+    """The cache identity of ``request`` in quick or full mode: the training config it is trained with
+    (``train_config.quick()`` in quick mode), its :func:`cache_key` and its entry folder (:func:`entry_path`,
+    under ``cache_dir``, default :func:`genvae.settings.cache_root`). The one place this rule is written."""
+    train = request.train_config.quick() if quick else request.train_config
+    key = cache_key(request.model_config, train, quick)
+    return Slot(request, train, key, entry_path(request.name, key, cache_dir))
+
+
+def load_entry(path: str | Path, key: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+               device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """The model (in eval mode, on ``device``) and the sidecar of the cache entry ``path``, after checking that
+    it is what its ``key`` names: the configurations ``model_cfg`` and ``train_cfg`` (the one trained with),
+    a sidecar with every field of :data:`CACHE_FIELDS`, finite test metrics, sound weights (see
+    :func:`genvae.checkpoint.load`). :class:`~genvae.checkpoint.CheckpointError` names the problem otherwise."""
+    path = Path(path)
     meta_path = path / checkpoint.META
     model, meta = checkpoint.load(path, map_location=device, config=model_cfg, required=CACHE_FIELDS)
     if meta["cache_key"] != key:
@@ -119,15 +161,6 @@ def _load_entry(path: Path, key: str, model_cfg: ModelConfig, train_cfg: TrainCo
         raise checkpoint.CheckpointError(f"{meta_path} records test metrics that are not finite "
                                          f"({_format(meta['metrics'])})")
     return model, meta
-
-
-@dataclass(frozen=True)
-class Request:
-    """One model to load or train: a readable name and its full-mode recipe."""
-
-    name: str
-    model_config: ModelConfig
-    train_config: TrainConfig
 
 
 def load_or_train(
@@ -179,79 +212,76 @@ def load_or_train_many(
     quick = quick_mode() if quick is None else quick
     device = resolve_device(device)
     stack = device.type == "cuda" if stack is None else stack
-    slots: list[tuple[Request, TrainConfig, str, Path]] = []
-    for r in requests:
-        tc = r.train_config.quick() if quick else r.train_config
-        key = cache_key(r.model_config, tc, quick)
-        slots.append((r, tc, key, entry_path(r.name, key, cache_dir)))
+    slots = [resolve(r, quick, cache_dir) for r in requests]
 
     results: dict[int, TrainedModel] = {}
     missing: list[int] = []
     seen: set[Path] = set()
-    for i, (r, tc, key, path) in enumerate(slots):
-        if path in seen:  # the same entry asked twice: filled from its first request
+    for i, s in enumerate(slots):
+        if s.path in seen:  # the same entry asked twice: filled from its first request
             continue
-        seen.add(path)
-        if path.exists() and not retrain:
+        seen.add(s.path)
+        if s.path.exists() and not retrain:
+            r = s.request
             try:
-                model, meta = _load_entry(path, key, r.model_config, tc, device)
+                model, meta = load_entry(s.path, s.key, r.model_config, s.train_config, device)
                 results[i] = TrainedModel(
-                    name=r.name, model=model, model_config=r.model_config, train_config=tc,
+                    name=r.name, model=model, model_config=r.model_config, train_config=s.train_config,
                     history=History(meta["history"]), metrics=meta["metrics"],
-                    train_seconds=meta["train_seconds"], path=path, from_cache=True,
+                    train_seconds=meta["train_seconds"], path=s.path, from_cache=True,
                 )
                 continue
             except (checkpoint.CheckpointError, KeyError) as e:
-                warnings.warn(f"cache entry {path} is unusable ({e}); retraining it", CacheWarning, stacklevel=3)
+                warnings.warn(f"cache entry {s.path} is unusable ({e}); retraining it", CacheWarning, stacklevel=3)
         missing.append(i)
 
     groups: dict[tuple, list[int]] = {}
     for i in missing:
-        r, tc = slots[i][0], slots[i][1]
-        groups.setdefault(stack_key(r.model_config, tc) if stack else (i,), []).append(i)
+        s = slots[i]
+        groups.setdefault(stack_key(s.request.model_config, s.train_config) if stack else (i,), []).append(i)
     for members in groups.values():
+        unit = [slots[i] for i in members]
         t0 = time.perf_counter()
-        resume = _resume_store([slots[i] for i in members], device, quick)
+        resume = _resume_store(unit, device, quick)
         if retrain:
             resume.discard()
-        if len(members) == 1:
-            r, tc = slots[members[0]][:2]
+        if len(unit) == 1:
+            r, tc = unit[0].request, unit[0].train_config
             trained = [train_model(r.model_config, tc, device=device, progress=progress, desc=r.name, resume=resume)]
         else:
-            names = [slots[i][0].name for i in members]
-            trained = fit_stack(slots[members[0]][0].model_config, [slots[i][1] for i in members],
+            names = [s.request.name for s in unit]
+            trained = fit_stack(unit[0].request.model_config, [s.train_config for s in unit],
                                 device=device, progress=progress, desc=f"stack of {len(members)}: {', '.join(names)}",
                                 resume=resume)
         # This process's time, plus the epochs an interrupted run finished before it (kept in the resume state).
         earlier = sum(e.get("seconds", 0.0) for e in trained[0][1].epochs if e.get("resumed"))
         seconds = (time.perf_counter() - t0 + earlier) / len(members)
-        stacked = {"size": len(members), "members": [slots[i][0].name for i in members]} if len(members) > 1 else None
+        stacked = {"size": len(members), "members": [s.request.name for s in unit]} if len(members) > 1 else None
         for i, (model, history) in zip(members, trained):
-            r, tc, key, path = slots[i]
-            results[i] = _save_entry(r, tc, key, path, model, history, seconds, device, quick, stacked)
+            results[i] = _save_entry(slots[i], model, history, seconds, device, quick, stacked)
         resume.discard()  # every entry of the unit is saved: the partial state has served
 
-    by_path = {slots[i][3]: t for i, t in results.items()}
-    return [by_path[path] for _, _, _, path in slots]
+    by_path = {slots[i].path: t for i, t in results.items()}
+    return [by_path[s.path] for s in slots]
 
 
-def _resume_store(slots: list[tuple[Request, TrainConfig, str, Path]], device: torch.device,
-                  quick: bool) -> ResumeStore:
+def _resume_store(unit: list[Slot], device: torch.device, quick: bool) -> ResumeStore:
     """Where a training unit keeps its resume state: beside its (first) entry. The identity ties the state
     to the configurations, the device type and the code that wrote it; another one is discarded."""
     identity = {
-        "cache_keys": [key for _, _, key, _ in slots], "names": [r.name for r, *_ in slots],
-        "model_config": slots[0][0].model_config.to_dict(), "train_configs": [tc.to_dict() for _, tc, *_ in slots],
+        "cache_keys": [s.key for s in unit], "names": [s.request.name for s in unit],
+        "model_config": unit[0].request.model_config.to_dict(), "train_configs": [s.train_config.to_dict() for s in unit],
         "quick": quick, "device_type": device.type, "genvae_code": _package_digest(), "torch_version": torch.__version__,
     }
-    names = ", ".join(r.name for r, *_ in slots)
-    return ResumeStore(resume_path(slots[0][3]), identity, label=names)
+    names = ", ".join(s.request.name for s in unit)
+    return ResumeStore(resume_path(unit[0].path), identity, label=names)
 
 
-def _save_entry(r: Request, tc: TrainConfig, key: str, path: Path, model: nn.Module, history: History,
-                seconds: float, device: torch.device, quick: bool, stacked: dict | None) -> TrainedModel:
+def _save_entry(slot: Slot, model: nn.Module, history: History, seconds: float, device: torch.device, quick: bool,
+                stacked: dict | None) -> TrainedModel:
     """Keep a freshly trained model in the cache, if its metrics are finite and the folder can be written;
     either way return it (``saved`` says whether it was kept, and a :class:`CacheWarning` why not)."""
+    r, tc, key, path = slot.request, slot.train_config, slot.key, slot.path
     metrics = dict(history.epochs[-1]["test"])
     saved = _finite(metrics)
     if not saved:

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .cache import CACHE_FIELDS, EVALS, _load_entry, cache_key
+from .cache import CACHE_FIELDS, EVALS, Request, cache_key, load_entry, resolve
 from .models import ModelConfig
 from .resume import SUFFIX as RESUME
 from .train import PRECISIONS, TrainConfig
@@ -88,10 +88,9 @@ def registry_keys() -> dict[str, tuple[str, bool, str]]:
     keys: dict[str, tuple[str, bool, str]] = {}
     for e in REGISTRY.values():
         for precision in (e.train.precision, *PRECISIONS):
-            train = replace(e.train, precision=precision)
+            request = Request(e.name, e.model, replace(e.train, precision=precision))
             for quick in (False, True):
-                keys.setdefault(cache_key(e.model, train.quick() if quick else train, quick),
-                                (e.name, quick, e.train.dataset))
+                keys.setdefault(resolve(request, quick).key, (e.name, quick, e.train.dataset))
     return keys
 
 
@@ -207,7 +206,7 @@ def verify_entry(entry: Entry) -> str | None:
         except (TypeError, ValueError, AttributeError) as e:
             raise checkpoint.CheckpointError(f"{entry.path / checkpoint.META} has an invalid configuration ({e})") \
                 from None
-        _load_entry(entry.path, entry.key, mc, tc, torch.device("cpu"))
+        load_entry(entry.path, entry.key, mc, tc, torch.device("cpu"))
         if not entry.orphan and cache_key(mc, tc, bool(meta.get("quick"))) != entry.key:
             return (f"the configuration in {entry.path / checkpoint.META} gives the key "
                     f"{cache_key(mc, tc, bool(meta.get('quick')))}, not the folder's {entry.key}")

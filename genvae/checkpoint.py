@@ -122,21 +122,41 @@ def _try(action) -> None:
         pass
 
 
+class JSONFileError(CheckpointError):
+    """A JSON file that :func:`read_json_object` cannot use. ``reason`` says why: ``"missing"``,
+    ``"unreadable"`` (an error of the disk or of permissions), ``"invalid"`` (not UTF-8 text of JSON) or
+    ``"not an object"``; ``cause`` is the exception behind it (``None`` for ``"not an object"``)."""
+
+    def __init__(self, message: str, reason: str, cause: Exception | None = None):
+        super().__init__(message)
+        self.reason, self.cause = reason, cause
+
+
+def read_json_object(path: str | Path) -> dict:
+    """The JSON object (named fields) in the file ``path``: the one reader of genvae's JSON sidecars
+    (a checkpoint's :data:`META`, a resume state's index). :class:`JSONFileError`, naming the file, when
+    it is missing, cannot be read, is not JSON, or holds another JSON value than an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise JSONFileError(f"{path} is missing", "missing", e) from None
+    except ValueError as e:  # not JSON, not UTF-8 (UnicodeDecodeError), a number JSON refuses to convert
+        raise JSONFileError(f"{path} is not valid JSON ({e})", "invalid", e) from None
+    except OSError as e:
+        raise JSONFileError(f"{path} cannot be read ({e.strerror or e})", "unreadable", e) from None
+    if not isinstance(value, dict):
+        raise JSONFileError(f"{path} holds a JSON {type(value).__name__}, not an object of named fields",
+                            "not an object")
+    return value
+
+
 def read_meta(folder: str | Path, required: Iterable[str] = REQUIRED) -> dict:
     """The JSON sidecar of a checkpoint; :class:`CheckpointError` if it is absent, unreadable, not a JSON
-    object, or lacks one of the ``required`` fields."""
+    object (see :func:`read_json_object`), or lacks one of the ``required`` fields."""
     path = Path(folder) / META
     required = tuple(required)
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e})") from None
-    except OSError as e:
-        raise CheckpointError(f"{path} cannot be read ({e.strerror or e})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path} holds a JSON {type(meta).__name__}, not an object of named fields")
+    meta = read_json_object(path)
     missing = [f for f in required if f not in meta]
     if missing:
         raise CheckpointError(f"{path} lacks the field{'s' if len(missing) > 1 else ''} {', '.join(missing)} "

@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from .cache import Request, TrainedModel, cache_key, entry_path, load_or_train_many
+from .cache import Request, TrainedModel, load_or_train_many, resolve
 from .models import ModelConfig
 from .settings import quick_mode, training_precision
 from .stack import stack_key
@@ -57,9 +57,9 @@ class Experiment:
         return Request(self.name, self.model, self.train)
 
     def is_cached(self, quick: bool | None = None) -> bool:
-        quick = quick_mode() if quick is None else quick
-        train = self.train.quick() if quick else self.train
-        return (entry_path(self.name, cache_key(self.model, train, quick)) / "meta.json").is_file()
+        """Whether its cache entry in that mode (``quick``; default ``GENVAE_QUICK``) holds a finished save
+        (:attr:`genvae.cache.Slot.is_complete`)."""
+        return resolve(self.request, quick_mode() if quick is None else quick).is_complete
 
     def variant(self, suffix: str, **train_changes) -> "Experiment":
         """A copy with other training settings (a new name, hence a new cache entry)."""

@@ -125,15 +125,13 @@ def check(experiments: Iterable, *, quick: bool, device: torch.device, rtol: flo
     and when it allows ``rtol``. The real cache is only read.
     """
     from . import checkpoint
-    from .cache import cache_key, entry_path, load_or_train_many
+    from .cache import load_or_train_many, resolve
 
     results = []
     with tempfile.TemporaryDirectory(prefix="genvae-check-") as tmp:
         for e in experiments:
-            train = e.train.quick() if quick else e.train
-            path = entry_path(e.name, cache_key(e.model, train, quick))
             try:
-                meta = checkpoint.read_meta(path)
+                meta = checkpoint.read_meta(resolve(e.request, quick).path)
                 cached = dict(meta["metrics"])
             except (checkpoint.CheckpointError, KeyError, TypeError):
                 result = CheckResult(e.name, "not cached")

@@ -186,14 +186,17 @@ class ResumeStore:
             return None
 
     def _read(self) -> ResumeState:
-        path = self.folder / INDEX
+        from .checkpoint import JSONFileError, read_json_object
+
         try:
-            index = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise _Unusable(f"{INDEX} is missing") from None
-        except (OSError, ValueError) as e:
-            raise _Unusable(f"{INDEX} is unreadable: {e}") from None
-        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            index = read_json_object(self.folder / INDEX)
+        except JSONFileError as e:
+            if e.reason == "missing":
+                raise _Unusable(f"{INDEX} is missing") from None
+            if e.reason == "not an object":
+                raise _Unusable(f"{INDEX} has another format") from None
+            raise _Unusable(f"{INDEX} is unreadable: {e.cause}") from None
+        if index.get("format") != FORMAT:
             raise _Unusable(f"{INDEX} has another format")
         if index.get("identity") != self.identity:
             theirs, ours = index.get("identity") or {}, self.identity

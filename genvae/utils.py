@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import torch
 from torch import nn
+
+
+_C = TypeVar("_C", bound="ConfigDict")
+
+
+class ConfigDict:
+    """``to_dict`` and ``from_dict`` for a configuration dataclass (:class:`~genvae.models.config.ModelConfig`,
+    :class:`~genvae.train.TrainConfig`): every field, as :func:`dataclasses.asdict` gives them, and back.
+
+    The dict is what checkpoints store and what cache keys hash (:func:`genvae.cache.cache_key`), so it
+    must not change for a config that does not: it is exactly ``dataclasses.asdict(self)``.
+    """
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[_C], d: dict) -> _C:
+        """The config of a dict from :meth:`to_dict`; ``ValueError`` naming any field the class does not have
+        (the dataclass's own checks raise the rest)."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**d)
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -118,6 +118,40 @@ def test_quick_and_full_never_share_an_entry(monkeypatch):
     assert _train().path == quick.path and _train().from_cache
 
 
+def test_resolve_gives_the_mode_s_config_key_and_folder(tmp_path):
+    tc = TrainConfig(epochs=5)  # quick mode trains it for fewer epochs on a subset
+    r = cache.Request("tiny model", MC, tc)
+    full, quick = cache.resolve(r, False, tmp_path), cache.resolve(r, True, tmp_path)
+    assert full.request == quick.request == r
+    assert full.train_config == tc and quick.train_config == tc.quick() != tc
+    assert full.key == cache_key(MC, tc, False) and quick.key == cache_key(MC, tc.quick(), True) != full.key
+    assert full.path == tmp_path / f"tiny-model-{full.key}" == cache.entry_path("tiny model", full.key, tmp_path)
+    assert full.meta_path == full.path / checkpoint.META
+    assert not full.is_complete
+    checkpoint.save(build_model(MC), full.path)  # the sidecar is written last: a finished save
+    assert full.is_complete and not quick.is_complete
+    assert cache.resolve(r, False).path.parent == genvae.settings.cache_root()
+
+
+def test_load_or_train_keeps_a_model_where_resolve_says():
+    t = _train()
+    slot = cache.resolve(cache.Request("tiny", MC, TC), False)
+    assert t.path == slot.path and slot.is_complete and t.train_config == slot.train_config
+
+
+def test_load_entry_checks_the_entry_against_its_key_and_configs():
+    t = _train()
+    slot = cache.resolve(cache.Request("tiny", MC, TC), False)
+    model, meta = cache.load_entry(slot.path, slot.key, MC, slot.train_config)
+    assert meta["cache_key"] == slot.key and not model.training
+    for name, tensor in t.model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor.cpu()), name
+    with pytest.raises(checkpoint.CheckpointError, match="records the key '[0-9a-f]{16}', the folder's name says '0+'"):
+        cache.load_entry(slot.path, "0" * 16, MC, TC)
+    with pytest.raises(checkpoint.CheckpointError, match="epochs is 1 in meta.json, 2 asked for"):
+        cache.load_entry(slot.path, slot.key, MC, dataclasses.replace(TC, epochs=2))
+
+
 @pytest.mark.parametrize("change", [
     dict(beta=2.0), dict(seed=1), dict(dataset="fashion-mnist"), dict(epochs=2), dict(recon="bce"),
 ])

@@ -135,6 +135,34 @@ def test_a_sidecar_that_is_not_a_json_object(saved, text, problem):
     assert _refusal(saved).startswith(f"{saved / 'meta.json'} {problem}")
 
 
+@pytest.mark.parametrize("content, reason, problem", [
+    (None, "missing", "is missing"),
+    ("{not json", "invalid", "is not valid JSON (Expecting property name"),
+    (b"\xff{}", "invalid", "is not valid JSON ('utf-8' codec can't decode"),
+    ("1" * 5000, "invalid", "is not valid JSON (Exceeds the limit"),  # a ValueError, but not a JSONDecodeError
+    ('"text"', "not an object", "holds a JSON str, not an object of named fields"),
+    ("dir", "unreadable", "cannot be read (Is a directory)"),
+])
+def test_read_json_object_names_the_file_and_why(tmp_path, content, reason, problem):
+    path = tmp_path / "sidecar.json"
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(checkpoint.JSONFileError) as info:
+        checkpoint.read_json_object(path)
+    assert isinstance(info.value, CheckpointError) and info.value.reason == reason
+    assert str(info.value).startswith(f"{path} {problem}")
+    assert (info.value.cause is None) == (reason == "not an object")
+
+
+def test_read_json_object_reads_an_object(tmp_path):
+    (tmp_path / "a.json").write_text('{"b": [1, 2.5, null]}')
+    assert checkpoint.read_json_object(tmp_path / "a.json") == {"b": [1, 2.5, None]}
+
+
 def test_an_invalid_model_config(saved):
     meta = _meta(saved)
     meta["model_config"]["kind"] = "transformer"

@@ -147,6 +147,31 @@ def test_mnist_cache_keys_are_unchanged(name, monkeypatch):
     assert (cache.cache_key(e.model, train, False), cache.cache_key(e.model, train.quick(), True)) == KEYS_BEFORE[name]
 
 
+# More keys, pinned when the rule "request -> training config of the mode, cache key, entry folder" became one
+# function (cache.resolve, issue 17; computed before that change, at 9069cb0): the chapters 9-11 families with
+# their late fields (adversarial, adv_weight), both precisions, Fashion-MNIST. Each is the key of an entry that
+# a real cache held then. A change here makes those models retrain: only a deliberate one (a CACHE_FORMAT bump)
+# may update these.
+KEYS_PINNED = {  # (name, precision): (full-mode key, quick-mode key)
+    ("gan_d32", "fp32"): ("8a597bbfe37143c8", "2cac71a7245d4686"),
+    ("gan_d32_minimax_e1_s1", "fp32"): ("42a3b2e796e23b3e", "1cdf8286fbf8659b"),
+    ("vaegan_d32_w100_e1_n20000", "fp32"): ("77fb540725613778", "ea311084f3519848"),
+    ("cvae_d8", "bf16"): ("e87a10eb9de1dde3", "40f1a340515ec837"),
+    ("ae_d2", "bf16"): ("06478fae39ddbbfb", "fa0a316895fba941"),
+    ("vae_d2_b4_fashion", "bf16"): ("841bb83c77f2f4da", "27f519d06c64be40"),
+    ("conv_ae_d2_fashion", "fp32"): ("6a0c57a00c403240", "cc6c76bbdcb7be80"),
+}
+
+
+@pytest.mark.parametrize("name, precision", KEYS_PINNED)
+def test_cache_keys_are_pinned(name, precision, tmp_path):
+    e = get(name)
+    request = replace(e.request, train_config=replace(e.train, precision=precision))
+    full, quick = cache.resolve(request, False, tmp_path), cache.resolve(request, True, tmp_path)
+    assert (full.key, quick.key) == KEYS_PINNED[name, precision]
+    assert full.path == tmp_path / f"{name}-{full.key}" and quick.path == tmp_path / f"{name}-{quick.key}"
+
+
 def test_fashion_experiments_get_a_suffix_and_their_data():
     fashion = book_experiments("fashion-mnist")
     assert [e.name for e in fashion] == [n + "_fashion" for n in MNIST_BEFORE + MNIST_ADDED]

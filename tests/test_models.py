@@ -108,6 +108,23 @@ def test_bad_config_is_rejected(bad):
         ModelConfig.from_dict(bad)
 
 
+def test_vaegan_state_dict_names_are_those_its_cached_checkpoints_hold():
+    """The VAE-GAN shares the VAE's, the autoencoder's and the GAN's methods; its modules, and so the tensor
+    names in every saved VAE-GAN (genvae.checkpoint), stay its own: encoder, decoder (the GAN's generator),
+    discriminator."""
+    model = build_model(ModelConfig("vaegan", "conv", latent_dim=4, channels=(4, 8), hidden=(16,)))
+    assert list(model.state_dict()) == [
+        *(f"encoder.net.{i}.{p}" for i in (0, 2, 5, 7) for p in ("weight", "bias")),
+        "decoder.net.0.weight",
+        *(f"decoder.net.1.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")),
+        "decoder.net.4.weight",
+        *(f"decoder.net.5.{p}" for p in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")),
+        "decoder.net.7.weight", "decoder.net.7.bias",
+        *(f"discriminator.features.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")),
+        "discriminator.out.weight", "discriminator.out.bias",
+    ]
+
+
 def test_vae_embed_is_the_posterior_mean_and_sampling_is_stochastic():
     model = build(ModelConfig(**TestVAE.configs["vae-mlp"]))
     x, _ = batch()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,6 +154,22 @@ def test_an_unusable_state_is_discarded_with_a_warning(damage, message, capsys, 
     assert "resuming" not in capsys.readouterr().err
     _assert_same_training(reference, fresh)  # trained from the start, as if nothing had been there
     assert not state.exists()
+
+
+@pytest.mark.parametrize("index, message", [
+    (None, f"{INDEX} is missing"),
+    ("{not json", f"{INDEX} is unreadable: Expecting property name enclosed in double quotes"),
+    ("[1, 2]", f"{INDEX} has another format"),
+    ('{"format": 0}', f"{INDEX} has another format"),
+])
+def test_an_unreadable_index_is_named_and_the_state_discarded(index, message, tmp_path):
+    folder = tmp_path / "tiny.resume"
+    folder.mkdir()
+    if index is not None:
+        (folder / INDEX).write_text(index)
+    with pytest.warns(ResumeWarning, match=re.escape(f"resume state {folder} is unusable ({message}")):
+        assert ResumeStore(folder, {"cache_keys": ["0"]}).load() is None
+    assert not folder.exists()
 
 
 def test_retrain_starts_afresh(capsys):

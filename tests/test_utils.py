@@ -1,13 +1,16 @@
-"""genvae.utils.batched: the one inference loop of the package."""
+"""genvae.utils: batched, the one inference loop of the package; ConfigDict, the configs' dict round trip."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 from torch import nn
 
+from genvae.models import ModelConfig
 from genvae.outputs import DiscriminatorOutput
-from genvae.utils import batched
+from genvae.utils import ConfigDict, batched
 
 
 class Recorder(nn.Module):
@@ -47,3 +50,24 @@ def test_batched_concatenates_each_field_of_a_dataclass():
 def test_batched_needs_a_tensor():
     with pytest.raises(ValueError, match="at least one tensor"):
         batched(Recorder(), lambda: None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Config(ConfigDict):
+    size: int = 2
+    widths: tuple[int, ...] = (3, 4)
+    name: str | None = None
+
+
+def test_config_dict_is_asdict_and_back():
+    c = _Config(size=5)
+    assert c.to_dict() == {"size": 5, "widths": (3, 4), "name": None} == dataclasses.asdict(c)
+    assert list(c.to_dict()) == ["size", "widths", "name"]  # field order, as asdict gives it
+    assert _Config.from_dict(c.to_dict()) == c and _Config.from_dict({}) == _Config()
+
+
+def test_config_dict_names_unknown_fields_and_its_class():
+    with pytest.raises(ValueError, match=r"^unknown _Config fields: \['colour', 'depth'\]$"):
+        _Config.from_dict({"size": 1, "depth": 2, "colour": 3})
+    with pytest.raises(ValueError, match=r"^unknown ModelConfig fields: \['bogus'\]$"):
+        ModelConfig.from_dict({"kind": "ae", "bogus": 1})

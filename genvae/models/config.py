@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from .registry import family
+from ..utils import ConfigDict
 
 ARCHS = ("mlp", "conv", "fullconv")
 
@@ -21,7 +22,7 @@ def __getattr__(name: str):
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigDict):
     """What to build. Only the fields a kind uses matter to it.
 
     Attributes:
@@ -80,17 +81,6 @@ class ModelConfig:
         if self.head_hidden < 1 or self.n_classes < 2:
             raise ValueError(f"bad head: head_hidden={self.head_hidden}, n_classes={self.n_classes}")
         fam.check_config(self)  # what this family adds (GANs are convolutional, the CVAE an MLP, ...)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -20,14 +20,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ConvEncoder, check_codes, check_images
-from ..checks import check_count
+from .autoencoder import AutoEncoder
+from .blocks import ConvEncoder
 from .config import ModelConfig
 from .registry import Family, descend, register
 from ..losses import discriminator_loss, vaegan_losses
-from .gan import Discriminator, Generator
+from .gan import GAN, Discriminator, Generator
 from ..outputs import VAEGANOutput
-from .vae import reparameterize
+from .vae import VAE, reparameterize
 
 
 @register
@@ -45,36 +45,16 @@ class VAEGAN(Family, nn.Module):
         self.decoder = Generator(cfg)
         self.discriminator = Discriminator(cfg)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Parameters of q(z|x): ``mu, logvar``, each ``(B, D)``."""
-        check_images(x)
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic code: the posterior mean ``(B, D)``."""
-        return self.encode(x)[0]
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        check_codes(z, self.config.latent_dim)
-        return self.decoder(z)  # (B, D) -> (B, 1, 28, 28) logits
-
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decode(z))
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic reconstruction in [0, 1] (decoded posterior mean)."""
-        return self.generate(self.embed(x))
-
-    def discriminate(self, x: torch.Tensor):
-        check_images(x)
-        return self.discriminator(x)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` images decoded from z ~ N(0, I), drawn on the CPU (from ``generator``)."""
-        z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
-        return self.generate(z.to(next(self.parameters()).device))
+    # Its encoder side is the VAE's, its decoder side the autoencoder's (self.decoder being the GAN's generator),
+    # its judge the GAN's: the same methods, not copies. They use only self.encoder, self.decoder,
+    # self.discriminator and self.config, so their random draws are those of the VAE and the GAN.
+    encode = VAE.encode  # x -> mu, logvar
+    embed = VAE.embed  # x -> mu, the deterministic code
+    sample = VAE.sample  # n images decoded from z ~ N(0, I), drawn on the CPU
+    decode = AutoEncoder.decode  # z -> pixel logits
+    generate = AutoEncoder.generate  # z -> images in [0, 1]
+    reconstruct = AutoEncoder.reconstruct  # x -> the decoded posterior mean, in [0, 1]
+    discriminate = GAN.discriminate  # x -> the discriminator's logits and features
 
     def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> VAEGANOutput:
