@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import math
 import numbers
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .. import data as gdata
 from ..losses import GENERATOR_LOSSES, RECON_KINDS
+from ..utils import ConfigDict
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.
 QUICK_EPOCHS = 2
@@ -23,7 +24,7 @@ PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """How to train. Part of a trained model's cache key, with the :class:`ModelConfig`.
 
     Attributes:
@@ -103,16 +104,6 @@ class TrainConfig:
         precision = "bf16 autocast" if self.precision == "bf16" else "fp32"
         epochs = f"{self.epochs} epoch" + ("" if self.epochs == 1 else "s")
         return f"{epochs}{images} in batches of {self.batch_size}, {lr}, {precision}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass
