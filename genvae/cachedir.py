@@ -13,9 +13,9 @@ The cache root (:func:`genvae.settings.cache_root`, or ``--cache DIR``) holds::
 *ok* (both files, a sidecar with every field the cache reads), *partial* (no sidecar:
 a save that never finished) or *corrupt* (anything else); :func:`verify` also reads
 every byte (checksums, safetensors headers, loading the model into its configuration).
-An entry or resume folder is an *orphan* when its key is that of no experiment in
-:data:`genvae.experiments.REGISTRY` (either data set, quick or full mode, either
-precision): models of an older cache format, of a ``genvae train --epochs`` variant,
+An entry or resume folder is an *orphan* when its key is not among the known ones that :func:`scan` is
+given (the command line gives :func:`genvae.experiments.registry_keys`: any registry experiment, either data
+set, quick or full mode, either precision): models of an older cache format, of a ``genvae train --epochs`` variant,
 of a chapter run with other parameters, of a test.
 
 :func:`prune` removes orphans, corrupt and partial entries, stale temporary files and
@@ -29,16 +29,17 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from . import checkpoint
-from .cache import CACHE_FIELDS, EVALS, Request, cache_key, load_entry, resolve
+from .cache import CACHE_FIELDS, EVALS, cache_key, load_entry
 from .models import ModelConfig
 from .resume import SUFFIX as RESUME
-from .train import PRECISIONS, TrainConfig
+from .training import TrainConfig
 
 ENTRY_NAME = re.compile(r"^(?P<slug>.+)-(?P<key>[0-9a-f]{16})$")
 STALE_SECONDS = 600  # a save renames its temporary file within seconds; a training writes its resume state every epoch
@@ -75,23 +76,6 @@ class Scan:
     entries: list[Entry]
     resumes: list[Entry]
     temporaries: list[Path]  # ``.*.tmp`` files, in the root and one folder down
-
-
-def registry_keys() -> dict[str, tuple[str, bool, str]]:
-    """``{key: (experiment name, quick, data set)}`` for every registry experiment, both modes, both precisions.
-
-    Both precisions, because the default one depends on the machine (``GENVAE_PRECISION``, a CPU with bf16):
-    a model trained with the other is not an orphan.
-    """
-    from .experiments import REGISTRY
-
-    keys: dict[str, tuple[str, bool, str]] = {}
-    for e in REGISTRY.values():
-        for precision in (e.train.precision, *PRECISIONS):
-            request = Request(e.name, e.model, replace(e.train, precision=precision))
-            for quick in (False, True):
-                keys.setdefault(resolve(request, quick).key, (e.name, quick, e.train.dataset))
-    return keys
 
 
 def _files(folder: Path) -> list[Path]:
@@ -154,9 +138,12 @@ def _is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
-def scan(root: str | Path | None = None) -> Scan:
+def scan(root: str | Path | None = None, *, known: Mapping[str, tuple[str, bool, str]]) -> Scan:
     """Look at every entry, resume folder and temporary file under ``root`` (default: the cache root).
 
+    ``known`` maps the keys of the models in use to ``(name, quick, data set)``
+    (:func:`genvae.experiments.registry_keys`); an entry whose key it lacks is an orphan, which
+    :func:`prune` removes. It is a required argument, so that no caller prunes with an empty map by accident.
     Reads sidecars, not weights: see :func:`verify` for that. A root that does not exist is an empty cache.
     """
     from .settings import cache_root
@@ -164,7 +151,6 @@ def scan(root: str | Path | None = None) -> Scan:
     root = Path(root).expanduser().resolve() if root is not None else cache_root()
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"the model cache {root} is not a folder")
-    known = registry_keys()
     entries, resumes, temporaries = [], [], []
     children = sorted(root.iterdir()) if root.is_dir() else []
     for child in children:

@@ -256,8 +256,9 @@ def _cmd_data_check(args) -> int:
 def _cmd_cache(args) -> int:
     """``genvae cache list | verify | prune``: see :mod:`genvae.cachedir`."""
     from . import cachedir
+    from .experiments import registry_keys
 
-    scanned = cachedir.scan(args.cache_dir)
+    scanned = cachedir.scan(args.cache_dir, known=registry_keys())
     if args.cache_command == "list":
         print("\n".join(cachedir.table(scanned)))
         return 0

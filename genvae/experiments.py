@@ -22,7 +22,7 @@ from .cache import Request, TrainedModel, load_or_train_many, resolve
 from .models import ModelConfig
 from .settings import quick_mode, training_precision
 from .stack import stack_key
-from .train import TrainConfig
+from .training import PRECISIONS, TrainConfig
 
 # The recipes, chosen by measurement (benchmarks/recipes.py, table in benchmarks/RESULTS.md):
 # the cheapest that keeps each family's headline number within tolerance of the
@@ -461,3 +461,19 @@ def get(name: str) -> Experiment:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise KeyError(f"unknown experiment {name!r}; {hint}`genvae list` (or genvae.experiments.REGISTRY) "
                        f"has all {len(REGISTRY)} known names") from None
+
+
+def registry_keys() -> dict[str, tuple[str, bool, str]]:
+    """``{key: (experiment name, quick, data set)}`` for every registry experiment, both modes, both precisions:
+    the models in use, which ``genvae cache list | prune`` (:func:`genvae.cachedir.scan`) does not call orphans.
+
+    Both precisions, because the default one depends on the machine (``GENVAE_PRECISION``, a CPU with bf16):
+    a model trained with the other is not an orphan.
+    """
+    keys: dict[str, tuple[str, bool, str]] = {}
+    for e in REGISTRY.values():
+        for precision in (e.train.precision, *PRECISIONS):
+            request = Request(e.name, e.model, replace(e.train, precision=precision))
+            for quick in (False, True):
+                keys.setdefault(resolve(request, quick).key, (e.name, quick, e.train.dataset))
+    return keys

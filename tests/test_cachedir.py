@@ -14,7 +14,7 @@ import torch
 
 from genvae import cache, cachedir, checkpoint
 from genvae.cli import main
-from genvae.experiments import get
+from genvae.experiments import get, registry_keys
 from genvae.models import ModelConfig, build_model
 from genvae.train import TrainConfig
 
@@ -203,7 +203,7 @@ def test_prune_reports_the_bytes_it_frees(populated):
     p = populated
     sizes = {p[k]: _du(p[k]) for k in ("orphan", "tampered", "partial", "broken", "edited", "stale_tmp",
                                        "stale_tmp_root", "resume_done", "resume_orphan")}
-    report = cachedir.prune(cachedir.scan(p["root"]))
+    report = cachedir.prune(cachedir.scan(p["root"], known=registry_keys()))
     assert {r.path: r.size for r in report.removed} == sizes
 
 
@@ -230,7 +230,7 @@ def test_a_cache_that_is_a_file_is_a_clear_error(tmp_path, capsys):
 
 def test_a_registry_model_in_either_precision_is_not_an_orphan():
     exp = get("vae_d2")
-    keys = cachedir.registry_keys()
+    keys = registry_keys()
     for precision in ("fp32", "bf16"):
         train = dataclasses.replace(exp.train, precision=precision)
         assert keys[cache.cache_key(exp.model, train, False)] == ("vae_d2", False, "mnist")
@@ -248,7 +248,7 @@ def test_prune_goes_on_when_something_cannot_be_removed(populated, monkeypatch):
         return real(path, *a, **k)
 
     monkeypatch.setattr(cachedir.shutil, "rmtree", read_only)
-    report = cachedir.prune(cachedir.scan(p["root"]))
+    report = cachedir.prune(cachedir.scan(p["root"], known=registry_keys()))
     assert p["orphan"].exists() and not p["tampered"].exists()
     assert (p["orphan"], "orphan, but it cannot be removed (Read-only file system)") in report.kept
     assert p["orphan"] not in {r.path for r in report.removed}
