@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -40,10 +41,12 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import data as gdata
 from .models import ModelConfig, build_model, family, model_from_state
-from .resume import ResumeStore
 from .settings import resolve_device
 from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
 from .utils import init_seed
+
+if TYPE_CHECKING:  # annotations only: the storage layer sits above training
+    from .resume import ResumeStore
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")

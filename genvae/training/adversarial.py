@@ -7,17 +7,20 @@ finiteness watch and the test evaluation are the same functions (:func:`~genvae.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from .. import data as gdata
-from ..resume import ResumeStore
 from ..settings import resolve_device
 from ..utils import eval_mode
 from .config import History, TrainConfig, encode_images
 from .epochs import training_epochs
 from .step import loss_fn
+
+if TYPE_CHECKING:  # annotations only: the storage layer sits above training
+    from ..resume import ResumeStore
 
 GAN_BETAS = (0.5, 0.999)  # Adam's momentum for every player (DCGAN): beta1 = 0.5 forgets the moving target faster
 SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise batch

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +16,6 @@ from torch import Tensor, nn
 from .. import data as gdata
 from ..checks import check_training_data, values_checked
 from ..frontend import progress_bar
-from ..resume import ResumeStore
 from ..settings import cuda_graphs_enabled
 from ..utils import eval_mode, noise_generator
 from .config import TrainConfig
@@ -24,6 +23,9 @@ from .graphs import GraphedStep
 from .step import (
     LossFn, Watch, _label_classes, epoch_order, evaluate_fn, make_optimizer, make_scheduler, train_epoch, train_step,
 )
+
+if TYPE_CHECKING:  # annotations only: the storage layer sits above training
+    from ..resume import ResumeStore
 
 
 # What ``make_step`` returns: the function that trains on a batch of indices, and the optimisers it

@@ -7,19 +7,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .. import data as gdata
 from ..models import ModelConfig, build_model
-from ..resume import ResumeStore
 from ..settings import resolve_device
 from ..utils import init_seed
 from .adversarial import fit_adversarial
 from .config import History, TrainConfig
 from .epochs import training_epochs
 from .step import loss_fn
+
+if TYPE_CHECKING:  # annotations only: the storage layer sits above training
+    from ..resume import ResumeStore
 
 
 def fit(
