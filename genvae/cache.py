@@ -301,19 +301,13 @@ def _save_entry(slot: Slot, model: nn.Module, history: History, seconds: float, 
             )
         except OSError as e:  # a read-only folder, a full disk, a cache root that is a file...
             saved = False
-            warnings.warn(f"cannot write the model cache folder {path.parent} ({_reason(e)}): {r.name} is "
+            warnings.warn(f"cannot write the model cache folder {path.parent} ({checkpoint.os_error_reason(e)}): {r.name} is "
                           "returned but not cached, so it will be trained again next time; set GENVAE_CACHE "
                           "to a writable folder", CacheWarning, stacklevel=4)
     return TrainedModel(
         name=r.name, model=model, model_config=r.model_config, train_config=tc, history=history,
         metrics=metrics, train_seconds=seconds, path=path, from_cache=False, saved=saved,
     )
-
-
-def _reason(e: OSError) -> str:
-    """``"Read-only file system: '/path'"`` from an OSError, whatever way it was raised."""
-    text = e.strerror or str(e) or type(e).__name__
-    return f"{text}: {str(e.filename)!r}" if e.filename else text
 
 
 def _finite(value) -> bool:
@@ -332,9 +326,6 @@ def _format(metrics: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in metrics.items())
 
 
-EVALS = "evals.json"
-
-
 @lru_cache(maxsize=1)
 def _package_digest() -> str:
     """16 hex digits of SHA-256 over the source files of the genvae package."""
@@ -344,97 +335,11 @@ def _package_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def _fingerprint(value) -> str:
-    """A stable text for an argument: tensors by a digest of their bytes, everything else by repr."""
-    if isinstance(value, torch.Tensor):
-        t = value.detach().cpu().contiguous()
-        return f"tensor{tuple(t.shape)}:{t.dtype}:{hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}"
-    return repr(value)
+def __getattr__(name: str):
+    """``cached_eval``, ``eval_version`` and ``EVALS`` live in :mod:`genvae.evals` (kept here for old imports,
+    such as ``from genvae.cache import cached_eval``)."""
+    if name in ("cached_eval", "eval_version", "EVALS"):
+        from . import evals
 
-
-def eval_version(version: int):
-    """Decorator: the version of an evaluation kept by :func:`cached_eval`. Its own source is part of the key
-    already; bump the version when something it calls changes what it returns."""
-    def mark(fn):
-        fn.cache_version = version
-        return fn
-    return mark
-
-
-def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
-    """``fn(trained.model, *args, **kwargs)``, computed once and kept in the model's cache entry.
-
-    For evaluations that cost more than loading the model (an IWAE bound with
-    k = 1000 importance samples, say), so that a rebuild with every model cached
-    stays fast. The key covers the call (the function's name, the tensor arguments by a digest of their
-    bytes, the other arguments) and the function's version: a digest of its own source and its
-    ``cache_version`` (:func:`eval_version`; 0 when unset). A change to any of them computes anew, and the
-    result kept for the same call under an older version is dropped, so stale results do not pile up.
-    Editing another part of the package recomputes nothing: a helper whose change alters a result is
-    covered by bumping the version of the evaluations that call it.
-
-    Results must be numbers or JSON containers of numbers that come back from JSON unchanged (dicts with
-    text keys, lists, no tuples); anything else, and any non-finite number, is returned but not kept, with a
-    :class:`CacheWarning`. Nothing is kept for a model the cache could not keep
-    (``trained.saved`` false), and a folder that cannot be written only costs a warning.
-    """
-    import inspect
-
-    call = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": [_fingerprint(a) for a in args],
-            "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}
-    version = {"code": hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16],
-               "version": getattr(fn, "cache_version", 0)}
-    key = json.dumps({**call, **version}, sort_keys=True)
-    path = trained.path / EVALS
-    store = _read_evals(path) if trained.saved else {}
-    if key in store:
-        return store[key]
-    value = fn(trained.model, *args, **kwargs)
-    problem = _not_keepable(value)
-    if problem:
-        warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
-                      stacklevel=2)
-    elif trained.saved:
-        store = {k: v for k, v in store.items() if not _same_call(k, call)}  # older versions of this call
-        store[key] = value
-        try:
-            checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
-        except OSError as e:
-            warnings.warn(f"cannot write {path} ({_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
-                          "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
-    return value
-
-
-def _same_call(key: str, call: dict) -> bool:
-    """Whether a kept result's key is ``call`` (same function and arguments), whatever version computed it."""
-    try:
-        kept = json.loads(key)
-    except ValueError:
-        return False
-    return isinstance(kept, dict) and all(kept.get(k) == v for k, v in call.items())
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a finite number")
-
-
-def _read_evals(path: Path) -> dict:
-    """The kept evaluations of a model; empty when missing, unreadable or holding a non-finite number."""
-    try:
-        store = json.loads(path.read_text(), parse_constant=_refuse_constant)
-    except (OSError, ValueError):  # missing, unreadable, not JSON, NaN or Infinity: start afresh
-        return {}
-    return store if isinstance(store, dict) else {}
-
-
-def _not_keepable(value) -> str | None:
-    """Why ``value`` cannot be kept in ``evals.json`` (non-finite, not JSON, changed by JSON), or None."""
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except ValueError:
-        return f"is not finite ({value})"
-    except TypeError as e:
-        return f"is not made of JSON numbers, lists and dicts ({e})"
-    if json.loads(text) != value:
-        return "would come back from JSON changed (tuples become lists, dict keys become text)"
-    return None
+        return getattr(evals, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,7 @@ The cache root (:func:`genvae.settings.cache_root`, or ``--cache DIR``) holds::
     <name>-<key>/                 an entry, a checkpoint folder (genvae.checkpoint):
         model.safetensors           the weights
         meta.json                   configs, metrics, history, the weights' SHA-256
-        evals.json                  evaluations kept with the model (genvae.cache.cached_eval), optional
+        evals.json                  evaluations kept with the model (genvae.evals.cached_eval), optional
         .<file>.<random>.tmp        a file being saved, renamed into place when complete
     <name>-<key>.resume/          the state of an interrupted training of that entry (written by the trainer)
 
@@ -36,14 +36,14 @@ from pathlib import Path
 import torch
 
 from . import checkpoint
-from .cache import CACHE_FIELDS, EVALS, cache_key, load_entry
+from .cache import CACHE_FIELDS, cache_key, load_entry
 from .models import ModelConfig
 from .resume import SUFFIX as RESUME
 from .training import TrainConfig
 
 ENTRY_NAME = re.compile(r"^(?P<slug>.+)-(?P<key>[0-9a-f]{16})$")
 STALE_SECONDS = 600  # a save renames its temporary file within seconds; a training writes its resume state every epoch
-_ENTRY_FILES = {checkpoint.WEIGHTS, checkpoint.META, EVALS}
+_ENTRY_FILES = {checkpoint.WEIGHTS, checkpoint.META, checkpoint.EVALS}
 
 
 @dataclass

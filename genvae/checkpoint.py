@@ -41,6 +41,7 @@ from .utils import file_digest
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
+EVALS = "evals.json"  # evaluations kept with the weights (genvae.evals.cached_eval), removed when they change
 REQUIRED = ("model_config", "weights_sha256")  # the sidecar fields every checkpoint needs
 
 
@@ -89,7 +90,7 @@ def save(model: nn.Module, folder: str | Path, **meta) -> Path:
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        (folder / "evals.json").unlink(missing_ok=True)  # evaluations of the weights being replaced
+        (folder / EVALS).unlink(missing_ok=True)  # evaluations of the weights being replaced
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         _atomic_write(folder / WEIGHTS, lambda p: save_file(state, str(p)))
         record = {
@@ -307,3 +308,9 @@ def load(folder: str | Path, map_location: str | torch.device = "cpu", *,
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise CheckpointError(f"{folder} cannot be loaded: {type(e).__name__}: {e}") from None
     return model.eval(), meta
+
+
+def os_error_reason(e: OSError) -> str:
+    """``"Read-only file system: '/path'"`` from an OSError, whatever way it was raised."""
+    text = e.strerror or str(e) or type(e).__name__
+    return f"{text}: {str(e.filename)!r}" if e.filename else text

@@ -1,0 +1,112 @@
+"""Evaluations kept with a trained model: :func:`cached_eval` computes one once and stores it in the model's
+cache entry (``evals.json`` beside the weights), so that rebuilding the book with every model cached stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import warnings
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .cache import CacheWarning, TrainedModel
+
+EVALS = checkpoint.EVALS
+
+
+def _fingerprint(value) -> str:
+    """A stable text for an argument: tensors by a digest of their bytes, everything else by repr."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        return f"tensor{tuple(t.shape)}:{t.dtype}:{hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}"
+    return repr(value)
+
+
+def eval_version(version: int):
+    """Decorator: the version of an evaluation kept by :func:`cached_eval`. Its own source is part of the key
+    already; bump the version when something it calls changes what it returns."""
+    def mark(fn):
+        fn.cache_version = version
+        return fn
+    return mark
+
+
+def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
+    """``fn(trained.model, *args, **kwargs)``, computed once and kept in the model's cache entry.
+
+    For evaluations that cost more than loading the model (an IWAE bound with
+    k = 1000 importance samples, say), so that a rebuild with every model cached
+    stays fast. The key covers the call (the function's name, the tensor arguments by a digest of their
+    bytes, the other arguments) and the function's version: a digest of its own source and its
+    ``cache_version`` (:func:`eval_version`; 0 when unset). A change to any of them computes anew, and the
+    result kept for the same call under an older version is dropped, so stale results do not pile up.
+    Editing another part of the package recomputes nothing: a helper whose change alters a result is
+    covered by bumping the version of the evaluations that call it.
+
+    Results must be numbers or JSON containers of numbers that come back from JSON unchanged (dicts with
+    text keys, lists, no tuples); anything else, and any non-finite number, is returned but not kept, with a
+    :class:`CacheWarning`. Nothing is kept for a model the cache could not keep
+    (``trained.saved`` false), and a folder that cannot be written only costs a warning.
+    """
+    call = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": [_fingerprint(a) for a in args],
+            "kwargs": {k: _fingerprint(v) for k, v in sorted(kwargs.items())}}
+    version = {"code": hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16],
+               "version": getattr(fn, "cache_version", 0)}
+    key = json.dumps({**call, **version}, sort_keys=True)
+    path = trained.path / EVALS
+    store = _read_evals(path) if trained.saved else {}
+    if key in store:
+        return store[key]
+    value = fn(trained.model, *args, **kwargs)
+    problem = _not_keepable(value)
+    if problem:
+        warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
+                      stacklevel=2)
+    elif trained.saved:
+        store = {k: v for k, v in store.items() if not _same_call(k, call)}  # older versions of this call
+        store[key] = value
+        try:
+            checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
+        except OSError as e:
+            warnings.warn(f"cannot write {path} ({checkpoint.os_error_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
+                          "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
+    return value
+
+
+def _same_call(key: str, call: dict) -> bool:
+    """Whether a kept result's key is ``call`` (same function and arguments), whatever version computed it."""
+    try:
+        kept = json.loads(key)
+    except ValueError:
+        return False
+    return isinstance(kept, dict) and all(kept.get(k) == v for k, v in call.items())
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _read_evals(path: Path) -> dict:
+    """The kept evaluations of a model; empty when missing, unreadable or holding a non-finite number."""
+    try:
+        store = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    except (OSError, ValueError):  # missing, unreadable, not JSON, NaN or Infinity: start afresh
+        return {}
+    return store if isinstance(store, dict) else {}
+
+
+def _not_keepable(value) -> str | None:
+    """Why ``value`` cannot be kept in ``evals.json`` (non-finite, not JSON, changed by JSON), or None."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except ValueError:
+        return f"is not finite ({value})"
+    except TypeError as e:
+        return f"is not made of JSON numbers, lists and dicts ({e})"
+    if json.loads(text) != value:
+        return "would come back from JSON changed (tuples become lists, dict keys become text)"
+    return None
