@@ -1,0 +1,23 @@
+"""The book's experiments: the named models it trains (:mod:`~genvae.experiments.registry`) and
+``genvae reproduce``, which trains them all (:mod:`~genvae.experiments.schedule`).
+
+Chapters use one namespace, ``genvae.experiments`` (``experiments.vae(2).load()``), which holds both.
+"""
+
+from .registry import (
+    bernoulli_vae, BETAS, book_experiments, classifier, conv_ae, CONV_EPOCHS, cvae, Experiment,
+    FAILURE_EPOCHS, FAILURE_SEEDS, GAMMA_SWEEP_WEIGHTS, GAMMAS, gan, GAN_EPOCHS, gan_recipe, get, load_all, mlp_ae,
+    MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, SEEDS,
+    STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
+)
+from .schedule import (
+    default_jobs, plan, Progress, reproduce, training_flops, UnitResult,
+)
+
+__all__ = [
+    "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "default_jobs",
+    "Experiment", "FAILURE_EPOCHS", "FAILURE_SEEDS", "GAMMA_SWEEP_WEIGHTS", "GAMMAS", "gan", "GAN_EPOCHS",
+    "gan_recipe", "get", "load_all", "mlp_ae", "MLP_EPOCHS", "multistage", "on_dataset", "overcomplete_ae", "plan",
+    "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "SEEDS", "STYLE_DIM", "SUFFIXES",
+    "training_flops", "UnitResult", "vae", "vaegan", "vaegan_gamma_sweep",
+]
