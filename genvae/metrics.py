@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .checks import check_codes, check_count, check_images, check_labels, check_same_length
+from .gaussian import gaussian_log_density
 from .losses import decoder_log_prob, gaussian_kl
 from .models.registry import is_conditional
 from .utils import batched, eval_mode, inference_batch, noise_generator
@@ -134,7 +135,6 @@ def iwae_bound(
     _check_vae(model, "iwae_bound")
     check_images(x, values=True)
     k, batch_size, max_codes = check_count(k, "k"), check_count(batch_size, "batch_size"), check_count(max_codes, "max_codes")
-    log2pi = math.log(2 * math.pi)
     with eval_mode(model) as dev:
         g = noise_generator(seed, dev)
         total = torch.zeros((), dtype=torch.float64, device=dev)
@@ -149,8 +149,8 @@ def iwae_bound(
                 z = mu + std * eps
                 x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
                 log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
-                log_pz = -0.5 * (z.pow(2) + log2pi).sum(-1)
-                log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(-1)
+                log_pz = gaussian_log_density(z)  # the prior N(0, I)
+                log_qz = gaussian_log_density(eps, logvar=logvar, standardised=True)  # q(z|x) at z = mu + std * eps
                 log_w.append(log_px + log_pz - log_qz)
             total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
     return float(total) / len(x)
