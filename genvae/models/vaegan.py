@@ -27,6 +27,7 @@ from .registry import Family, descend, register
 from ..losses import discriminator_loss, vaegan_losses
 from .gan import Discriminator, Generator
 from ..outputs import VAEGANOutput
+from ..utils import device_of
 from .vae import reparameterize
 
 
@@ -74,7 +75,7 @@ class VAEGAN(Family, nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images decoded from z ~ N(0, I), drawn on the CPU (from ``generator``)."""
         z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
-        return self.generate(z.to(next(self.parameters()).device))
+        return self.generate(z.to(device_of(self)))
 
     def forward(self, x: torch.Tensor, z_prior: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> VAEGANOutput:
