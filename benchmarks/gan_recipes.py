@@ -99,7 +99,7 @@ def main() -> None:
             model.eval()
             samples = model.sample(2000, generator=torch.Generator().manual_seed(1))
             row = {"label": label, "seed": seed, "seconds": round(seconds, 2), **judge(samples)}
-            row["confident share"] = metrics.confident_share(metrics.judge(clf, samples))
+            row["confident share"] = metrics.confident_share(judge.judgement(samples))
             if mc.kind == "vaegan":
                 row["recon MSE"] = metrics.reconstruction_mse(model, mnist.x_test[idx[2000:4000]])
             row["test"] = history.epochs[-1]["test"]

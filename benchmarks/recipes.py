@@ -117,7 +117,7 @@ def _measure(family: str, model, data) -> dict:
     if family in ("ae", "conv"):
         return {"metric": metrics.reconstruction_mse(model, data.x_test)}
     if family == "classifier":
-        return {"metric": metrics.accuracy(metrics.predict_proba(model, data.x_test), data.y_test)}
+        return {"metric": metrics.accuracy(metrics.Judge(model).predict(data.x_test), data.y_test)}
     if family == "multistage":
         z_tr, z_te = latent.encode(model, data.x_train), latent.encode(model, data.x_test)
         return {"metric": metrics.knn_accuracy(z_tr, data.y_train, z_te, data.y_test)}

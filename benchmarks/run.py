@@ -467,7 +467,7 @@ def section_headlines(device: torch.device) -> dict:
     mse = metrics.reconstruction_mse(ae.model, mnist.x_test)
     add("AE d=2 test MSE per pixel", mse, "<= 0.0381", mse <= 0.0381)
     clf = experiments.classifier().load(device=device, progress=False)
-    acc = metrics.accuracy(metrics.predict_proba(clf.model, mnist.x_test), mnist.y_test)
+    acc = metrics.accuracy(metrics.Judge(clf.model).predict(mnist.x_test), mnist.y_test)
     add("classifier test accuracy", acc, ">= 0.99", acc >= 0.99)
     ms = experiments.multistage(2, beta=1.0).load(device=device, progress=False).model
     knn = metrics.knn_accuracy(latent.encode(ms, mnist.x_train), mnist.y_train, latent.encode(ms, mnist.x_test),

@@ -101,7 +101,7 @@ def sweep(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, direction
     """Decode ``codes + t * directions[labels]`` for each ``t`` in ``steps``, as each code's own class.
 
     ``measure(images) -> (N,)`` measures the attribute (e.g. ``lambda x: morpho.measure(x).thickness``);
-    ``judge_pred(images) -> (N,)`` gives the judge's classes, e.g. ``functools.partial(metrics.predict, judge)``.
+    ``judge_pred(images) -> (N,)`` gives the judge's classes, e.g. ``judge.predict`` of a :class:`~genvae.metrics.Judge`.
     """
     steps = torch.as_tensor(steps, dtype=codes.dtype)
     images, values, kept = [], [], []

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.distributions import Independent, Normal, kl_divergence
 
 from . import losses
+from .gaussian import gaussian_log_density
 
 __all__ = [
     "term_table", "prior_kl_reference", "quadrature_kl", "kl_1d", "prior_kl_map", "sign_dropped_kl", "descend",
@@ -83,10 +84,11 @@ def _quad_1d(mu: float, sigma: float) -> float:
     """KL(N(mu, sigma^2) || N(0, 1)) by numerical integration of q(z) [log q(z) - log p(z)]."""
     from scipy.integrate import quad
 
+    logvar = 2 * math.log(sigma)
+
     def integrand(z: float) -> float:
-        u = (z - mu) / sigma
-        log_q = -0.5 * u * u - math.log(sigma) - 0.5 * math.log(2 * math.pi)
-        log_p = -0.5 * z * z - 0.5 * math.log(2 * math.pi)
+        log_q = gaussian_log_density((z - mu) / sigma, logvar=logvar, standardised=True, dim=None)
+        log_p = gaussian_log_density(z, dim=None)
         return math.exp(log_q) * (log_q - log_p)
 
     # q puts all but ~1e-30 of its mass within 12 standard deviations of its mean.
@@ -231,10 +233,6 @@ class GaussianFit:
     reverse_kl: float  # KL(q || p) at the fit
 
 
-def _gaussian_log_prob(x: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    return -0.5 * ((x - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-
-
 def fit_gaussian(
     target: Mixture1D, direction: str, init_mean: float = 0.0, init_std: float = 1.0, max_iter: int = 200
 ) -> GaussianFit:
@@ -254,7 +252,7 @@ def fit_gaussian(
     theta = torch.tensor([init_mean, math.log(init_std)], dtype=torch.float64, requires_grad=True)
 
     def divergences(t: Tensor) -> tuple[Tensor, Tensor]:
-        log_q = _gaussian_log_prob(x, t[0], t[1])
+        log_q = gaussian_log_density(x, t[0], log_std=t[1], dim=None)
         return grid_kl(log_p, log_q, x), grid_kl(log_q, log_p, x)
 
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=max_iter, tolerance_grad=1e-12,
@@ -287,7 +285,7 @@ def kl_profile(target: Mixture1D, means: Tensor, stds: Tensor) -> tuple[Tensor, 
     log_p = target.log_prob(x)  # (N,)
     forward, reverse = [], []
     for m in means.double():
-        log_q = _gaussian_log_prob(x, m, stds.double().log().unsqueeze(1))  # (S, N)
+        log_q = gaussian_log_density(x, m, log_std=stds.double().log().unsqueeze(1), dim=None)  # (S, N)
         forward.append(grid_kl(log_p.expand_as(log_q), log_q, x).min())
         reverse.append(grid_kl(log_q, log_p.expand_as(log_q), x).min())
     return torch.stack(forward), torch.stack(reverse)

@@ -32,7 +32,7 @@ from torch import nn
 
 from . import frontend
 from .latent import CodePlane, centroids, decode
-from .metrics import predict_proba
+from .metrics import Judge
 
 __all__ = ["Frame", "frames", "Loop", "centroid_loop", "ExplorerFigure", "LatentExplorer", "widget",
            "animation_html", "show", "FIGSIZE", "DPI"]
@@ -73,7 +73,7 @@ def frames(model: nn.Module, classifier: nn.Module, points: torch.Tensor,
     points = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)
     z = points if plane is None else plane.lift(points)  # (N, D)
     images = decode(model, z)  # (N, 1, 28, 28)
-    probs = predict_proba(classifier, images)  # (N, K)
+    probs = Judge.of(classifier).predict_proba(images)  # (N, K)
     return [Frame(p, zi, im, pr) for p, zi, im, pr in zip(points, z, images, probs)]
 
 

@@ -11,7 +11,7 @@ from .utils import batched, eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
-    "neighbour_rank", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "PCA",
+    "neighbour_rank", "neighbour_phrase", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "PCA",
     "CodePlane", "grid_codes", "class_borders", "encode_gaussian", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
 ]
 
@@ -122,6 +122,23 @@ def nearest_classes(dist: torch.Tensor, k: int) -> list[int]:
 def neighbour_rank(dist: torch.Tensor, a: int, b: int) -> int:
     """Where class ``b`` ranks among the neighbours of class ``a``: 1 = nearest, K-1 = farthest."""
     return nearest_classes(dist, a).index(b) + 1
+
+
+def neighbour_phrase(dist: torch.Tensor, a: int, b: int, top: int) -> str:
+    """Chapter 3's clause about one claim: the ``top`` classes nearest to class ``a``, nearest first, and the
+    rank of class ``b`` among all of ``a``'s neighbours (:func:`neighbour_rank`), for distances ``dist``
+    ``(K, K)`` between class centroids (:func:`distance_matrix`).
+
+        >>> dist = distance_matrix(torch.tensor([[0.0], [1.0], [3.0], [6.0]]))  # four classes on a line
+        >>> neighbour_phrase(dist, 0, 3, top=2)
+        'the 2 classes nearest to the average 0 are, nearest first, 1 and 2, and 3 has rank 3'
+    """
+    if not 1 <= top < len(dist):
+        raise ValueError(f"top must be between 1 and {len(dist) - 1} (the other classes), got {top}")
+    near = nearest_classes(dist, a)
+    return (f"the {top} classes nearest to the average {a} are, nearest first, "
+            f"{', '.join(map(str, near[:top - 1]))}{' and ' if top > 1 else ''}"
+            f"{near[top - 1]}, and {b} has rank {neighbour_rank(dist, a, b)}")
 
 
 def line_path(c_a: torch.Tensor, c_b: torch.Tensor, n_frames: int) -> torch.Tensor:

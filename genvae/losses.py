@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .gaussian import gaussian_log_density
 from .outputs import AEOutput, ClassifierOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput
 
 RECON_KINDS = ("mse", "bce")
@@ -163,9 +164,9 @@ def _mc_log_ratios(mu: Tensor, logvar: Tensor, n_samples: int, generator: torch.
     std = torch.exp(0.5 * logvar)
     eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
     z = mu + std * eps  # (S, B, D)
-    # log q(z) - log p(z); the log(2 pi) terms cancel.
-    log_q = -0.5 * (eps.pow(2) + logvar)
-    log_p = -0.5 * z.pow(2)
+    # log q(z) - log p(z), per dimension; the log(2 pi) terms cancel.
+    log_q = gaussian_log_density(eps, logvar=logvar, standardised=True, dim=None, constant=False)
+    log_p = gaussian_log_density(z, dim=None, constant=False)
     return (log_q - log_p).sum(-1).mean(-1)
 
 

@@ -14,17 +14,18 @@ import torch
 from torch import nn
 
 from .checks import check_codes, check_count, check_images, check_labels, check_same_length
+from .gaussian import gaussian_log_density
 from .losses import decoder_log_prob, gaussian_kl
 from .models.registry import is_conditional
 from .utils import batched, eval_mode, inference_batch, noise_generator
 
 __all__ = [
     "test_split", "test_subset", "disjoint_subsets", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
-    "active_units", "accuracy", "predict_proba", "off_path_rate", "switches_once",
-    "features", "judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
+    "active_units", "accuracy", "off_path_rate", "switches_once",
+    "Judge", "Judgement", "frechet_distance", "class_entropy", "mean_pairwise_distance",
     "is_collapsed", "collapse_kind", "confident_share", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step", "code_gain", "sharpness", "PUBLISHED_MNIST_FID",
     "PUBLISHED_MNIST_FID_SD", "PUBLISHED_MNIST_FID_SOURCE", "SampleJudge", "latent_row", "class_separation", "ratio", "relative_spread",
-    "ClassChanges", "class_changes", "predict", "RECIPE_REFERENCE_SIZE", "recipe_reference",
+    "ClassChanges", "class_changes", "RECIPE_REFERENCE_SIZE", "recipe_reference",
 ]
 
 
@@ -86,14 +87,15 @@ def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None
     check_images(x, values=True)  # once, here: the batches then move to the model's device unchecked
     if conditional:
         check_labels(y, model.config.n_classes, batch=len(x), values=True)
-    with eval_mode(model) as dev:
-        total = torch.zeros((), dtype=torch.float64, device=dev)
-        bs = batch_size or inference_batch(dev)
-        for i, xb in enumerate(x.split(bs)):
-            xb = xb.to(dev)
-            x_hat = model.reconstruct(xb, y[i * bs:(i + 1) * bs].to(dev)) if conditional else model.reconstruct(xb)
-            total += (x_hat - xb).pow(2).sum()
-    return float(total) / x.numel()
+
+    def squared_error(xb: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:  # one batch's sum, as (1,)
+        return (model.reconstruct(xb, *yb) - xb).pow(2).sum().reshape(1)
+
+    per_batch = batched(model, squared_error, *((x, y) if conditional else (x,)), batch_size=batch_size)
+    total = 0.0
+    for s in per_batch.tolist():  # in float64, batch after batch (Python 3.12's sum() would compensate)
+        total += s
+    return total / x.numel()
 
 
 @torch.no_grad()
@@ -134,7 +136,6 @@ def iwae_bound(
     _check_vae(model, "iwae_bound")
     check_images(x, values=True)
     k, batch_size, max_codes = check_count(k, "k"), check_count(batch_size, "batch_size"), check_count(max_codes, "max_codes")
-    log2pi = math.log(2 * math.pi)
     with eval_mode(model) as dev:
         g = noise_generator(seed, dev)
         total = torch.zeros((), dtype=torch.float64, device=dev)
@@ -149,8 +150,8 @@ def iwae_bound(
                 z = mu + std * eps
                 x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
                 log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
-                log_pz = -0.5 * (z.pow(2) + log2pi).sum(-1)
-                log_qz = -0.5 * (eps.pow(2) + logvar + log2pi).sum(-1)
+                log_pz = gaussian_log_density(z)  # the prior N(0, I)
+                log_qz = gaussian_log_density(eps, logvar=logvar, standardised=True)  # q(z|x) at z = mu + std * eps
                 log_w.append(log_px + log_pz - log_qz)
             total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
     return float(total) / len(x)
@@ -224,18 +225,6 @@ def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
     return int((mu.var(0) > threshold).sum())
 
 
-@torch.no_grad()
-def predict_proba(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Class probabilities ``(N, K)`` from a classifier (anything returning ``.logits``)."""
-    check_images(x, values=True)
-    return batched(classifier, lambda xb: torch.softmax(classifier(xb).logits, 1), x, batch_size=batch_size)
-
-
-def predict(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """The classifier's class for each image, ``(N,)`` int64: the argmax of :func:`predict_proba`."""
-    return predict_proba(classifier, x, batch_size).argmax(1)
-
-
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     """Share of correct predictions; ``pred`` holds class indices ``(N,)`` or scores ``(N, K)``."""
     if pred.dim() not in (1, 2) or y.dim() != 1 or len(pred) != len(y):
@@ -291,7 +280,7 @@ class ClassChanges:
         return self.changed / self.read_right if self.read_right else float("nan")
 
 
-def class_changes(classifier: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor,
+def class_changes(classifier: nn.Module | Judge, inputs: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor,
                   batch_size: int | None = None) -> ClassChanges:
     """Count the outputs (e.g. reconstructions) that the judge assigns to another class than their inputs.
 
@@ -302,8 +291,8 @@ def class_changes(classifier: nn.Module, inputs: torch.Tensor, outputs: torch.Te
     check_same_length(inputs=inputs, outputs=outputs, labels=labels)
     if inputs.shape != outputs.shape:
         raise ValueError(f"inputs and outputs must have one shape, got {tuple(inputs.shape)} and {tuple(outputs.shape)}")
-    before = predict_proba(classifier, inputs, batch_size).argmax(1)  # (N,)
-    after = predict_proba(classifier, outputs, batch_size).argmax(1)  # (N,)
+    judge = Judge(classifier, batch_size)
+    before, after = judge.predict(inputs), judge.predict(outputs)  # (N,) each
     right = before == labels.cpu()
     changed = right & (after != before)
     pairs = torch.stack([labels.cpu()[changed], after[changed]], 1).tolist()  # (changed, 2)
@@ -340,24 +329,59 @@ class Judgement:
         return float(self.probs.max(1).values.mean())
 
 
-@torch.no_grad()
-def judge(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> Judgement:
-    """Class probabilities and features of images ``(N, 1, 28, 28)`` in one pass, computed where the classifier is."""
-    check_images(x, values=True)
-    probs, feats = [], []
-    with eval_mode(classifier) as dev:
-        for xb in x.split(batch_size or inference_batch(dev)):
-            out = classifier(xb.to(dev))
-            probs.append(torch.softmax(out.logits, 1).cpu())
-            feats.append(out.features.cpu())
-    return Judgement(torch.cat(probs), torch.cat(feats))
+class Judge:
+    """The book's judge of images, a classifier trained on real images only, and the one place that runs it.
 
+    Every pass of the classifier over a set of images goes through these methods, in batches of
+    ``batch_size`` (:func:`genvae.utils.batched`: eval mode, no gradients, on the classifier's device,
+    results on the CPU), after checking that the images are images ``(N, 1, 28, 28)`` in [0, 1]:
 
-@torch.no_grad()
-def features(classifier: nn.Module, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-    """Penultimate-layer features ``(N, F)`` of a classifier returning ``.features``."""
-    check_images(x, values=True)
-    return batched(classifier, lambda xb: classifier(xb).features, x, batch_size=batch_size)
+        >>> judge = Judge(experiments.classifier().load().model)  # doctest: +SKIP
+        >>> judge.predict(model.sample(100, generator=g))  # doctest: +SKIP
+        tensor([7, 1, ...])
+
+    ``classifier``: a module whose output has ``.logits`` ``(B, K)`` and, for :meth:`features` and
+    :meth:`judgement`, ``.features`` ``(B, F)`` (:class:`~genvae.models.classifier.Classifier`); a Judge
+    works too (its classifier and, unless ``batch_size`` is given, its batch size are used). Functions that
+    take "a judge" (:func:`class_changes`, :func:`genvae.transitions.class_transitions`, the explorer) accept
+    either, through :meth:`of`.
+    """
+
+    def __init__(self, classifier: nn.Module | Judge, batch_size: int | None = None):
+        if isinstance(classifier, Judge):
+            batch_size = classifier.batch_size if batch_size is None else batch_size
+            classifier = classifier.classifier
+        self.classifier = classifier
+        self.batch_size = batch_size  # images per pass; None: utils.inference_batch of the classifier's device
+
+    @staticmethod
+    def of(judge: nn.Module | Judge) -> Judge:
+        """``judge`` itself if it is a :class:`Judge`, else a Judge of the classifier ``judge``."""
+        return judge if isinstance(judge, Judge) else Judge(judge)
+
+    def _pass(self, call, x: torch.Tensor):
+        check_images(x, values=True)  # once, here: the batches then move to the classifier's device unchecked
+        return batched(self.classifier, call, x, batch_size=self.batch_size)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(N, K)`` of images ``(N, 1, 28, 28)``: the softmax of the logits."""
+        return self._pass(lambda xb: torch.softmax(self.classifier(xb).logits, 1), x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """The judge's class for each image, ``(N,)`` int64: the argmax of :meth:`predict_proba`."""
+        return self.predict_proba(x).argmax(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``(N, F)`` of images ``(N, 1, 28, 28)``."""
+        return self._pass(lambda xb: self.classifier(xb).features, x)
+
+    def judgement(self, x: torch.Tensor) -> Judgement:
+        """Class probabilities and features of images ``(N, 1, 28, 28)``, from one pass over them."""
+        def read(xb: torch.Tensor) -> Judgement:
+            out = self.classifier(xb)
+            return Judgement(torch.softmax(out.logits, 1), out.features)
+
+        return self._pass(read, x)
 
 
 def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
@@ -570,20 +594,21 @@ def confident_share(judged: Judgement, threshold: float = 0.5) -> float:
 
 
 
-class SampleJudge:
+class SampleJudge(Judge):
     """The judge with a fixed reference set of real digits: calling it on images gives :func:`sample_quality`.
 
     The book compares many image sets (real digits, samples, reconstructions) with the same real
     reference; this keeps the classifier and the reference's features together, so that every set is
-    judged the same way, in one pass of the classifier over it.
+    judged the same way, in one pass of the classifier over it. It is a :class:`Judge`, so its
+    :meth:`~Judge.predict`, :meth:`~Judge.judgement`... read images as any judge does.
 
         >>> score = SampleJudge(classifier, mnist.x_test[idx_ref])  # doctest: +SKIP
         >>> score(model.sample(1000, generator=g))["Frechet distance"]  # doctest: +SKIP
     """
 
-    def __init__(self, classifier: nn.Module, reference_images: torch.Tensor):
-        self.classifier = classifier
-        self.reference = judge(classifier, reference_images).features  # (N_ref, F)
+    def __init__(self, classifier: nn.Module | Judge, reference_images: torch.Tensor, batch_size: int | None = None):
+        super().__init__(classifier, batch_size)
+        self.reference = self.judgement(reference_images).features  # (N_ref, F)
 
     @property
     def feature_dim(self) -> int:
@@ -592,7 +617,7 @@ class SampleJudge:
 
     def __call__(self, images: torch.Tensor) -> dict[str, float]:
         """:func:`sample_quality` of images ``(N, 1, 28, 28)`` against the reference."""
-        return sample_quality(judge(self.classifier, images), self.reference)
+        return sample_quality(self.judgement(images), self.reference)
 
 
 

@@ -31,14 +31,14 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .gaussian import LOG2PI, gaussian_log_density
 from .losses import decoder_log_prob
 from .utils import eval_mode
 
-__all__ = ["GridPosterior", "gaussian_log_density", "log_joint", "posterior_from_log_joint", "grid_posterior",
+__all__ = ["GridPosterior", "log_joint", "posterior_from_log_joint", "grid_posterior",
            "grid_elbo", "GapSplit", "split_gap", "aggregate_log_density", "prior_hole_mass",
            "prior_hole_mask"]
 
-LOG2PI = math.log(2 * math.pi)
 Box = tuple[float, float, float, float]  # (z1 min, z1 max, z2 min, z2 max)
 
 
@@ -81,11 +81,6 @@ class GridPosterior:
         return torch.stack([(w.sum(0) * self.z1).sum(), (w.sum(1) * self.z2).sum()])
 
 
-def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) for codes ``(G, D)``, one mean ``(D,)`` and log-variances ``(D,)``: ``(G,)``."""
-    return -0.5 * (((z - mu).pow(2) / logvar.exp()) + logvar + LOG2PI).sum(-1)
-
-
 @torch.no_grad()
 def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor, recon: str = "mse", batch_size: int = 8192) -> torch.Tensor:
     """log p(x|z) + log p(z) of one image ``x`` ``(1, 28, 28)`` at codes ``z`` ``(G, D)``: ``(G,)`` in float64.
@@ -99,7 +94,7 @@ def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor, recon: str = "
         for zb in z.split(batch_size):
             zb = zb.to(dev)
             log_px_z = decoder_log_prob(model.decode(zb), xb, recon)  # (G,)
-            log_pz = -0.5 * (zb.pow(2) + LOG2PI).sum(-1)
+            log_pz = gaussian_log_density(zb)  # the prior N(0, I)
             out.append((log_px_z.double() + log_pz.double()).cpu())
     return torch.cat(out)
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .latent import decode, line_path
-from .metrics import off_path_rate, predict_proba, switches_once
+from .metrics import Judge, off_path_rate, switches_once
 
 __all__ = ["Transitions", "class_transitions", "ordered_pairs"]
 
@@ -95,7 +95,7 @@ class Transitions:
 
 
 @torch.no_grad()
-def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tensor, n_frames: int = 16,
+def class_transitions(model: nn.Module, judge: Judge | nn.Module, centroids: torch.Tensor, n_frames: int = 16,
                       path: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] = line_path) -> Transitions:
     """Decode and classify paths between every ordered pair of centroids ``(K, D)``: straight ones by default,
     or any ``path(c_a, c_b, n_frames) -> (n_frames, D)`` that starts at c_a and ends at c_b (a slerp, say)."""
@@ -109,7 +109,7 @@ def class_transitions(model: nn.Module, judge: nn.Module, centroids: torch.Tenso
                              f"got {tuple(p.shape)}")
         points.append(p)
     points = torch.cat(points)  # (P*F, D)
-    probs = predict_proba(judge, decode(model, points)).view(len(pairs), n_frames, -1)  # (P, F, K')
+    probs = Judge.of(judge).predict_proba(decode(model, points)).view(len(pairs), n_frames, -1)  # (P, F, K')
     pred = torch.full((k, k, n_frames), -1, dtype=torch.long)
     conf = torch.full((k, k, n_frames), float("nan"))
     for i, (a, b) in enumerate(pairs):

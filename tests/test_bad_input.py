@@ -160,7 +160,7 @@ ROWS = [
         "elbo needs a VAE (a model with encode(x) -> mu, logvar), got AutoEncoder"),
     Row("an IWAE bound with k = 0", lambda: metrics.iwae_bound(_model("vae"), _x(), k=0), ValueError,
         "k must be a whole number >= 1, got 0"),
-    Row("images in [0, 255] to the judge", lambda: metrics.predict_proba(_model("classifier"), _x255()), ValueError,
+    Row("images in [0, 255] to the judge", lambda: metrics.Judge(_model("classifier")).predict_proba(_x255()), ValueError,
         "expected values in [0, 1], got max 255.0; divide by 255"),
     Row("accuracy of (N, 1) predictions", lambda: metrics.accuracy(torch.zeros(4, 1, 1), torch.zeros(4)), ValueError,
         "expected predictions (N,) or scores (N, K) and labels (N,), got (4, 1, 1) and (4,)"),

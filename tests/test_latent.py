@@ -147,3 +147,17 @@ def test_style_alignment_follows_a_style_along_each_class_axis():
     assert float(latent.style_alignment(z, y, 2 * t + 1)[0]) > 0.99
     assert float(latent.style_alignment(z, y, torch.randn(200, generator=g))[0]) < 0.3
     assert float(latent.style_alignment(z, y, 2 * t + 1, axis=1)[0]) < 0.3  # the short axis does not follow it
+
+
+def test_neighbour_phrase_names_the_nearest_classes_and_the_rank_of_the_claimed_one():
+    # Five classes on a line at 0, 1, 3, 6, 10: from class 1 the others are, nearest first, 0, 2, 3, 4.
+    dist = latent.distance_matrix(torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]]))
+    assert latent.neighbour_phrase(dist, 1, 3, top=2) == (
+        "the 2 classes nearest to the average 1 are, nearest first, 0 and 2, and 3 has rank 3")
+    assert latent.neighbour_phrase(dist, 1, 4, top=3) == (
+        "the 3 classes nearest to the average 1 are, nearest first, 0, 2 and 3, and 4 has rank 4")
+    assert latent.neighbour_phrase(dist, 4, 0, top=1) == (
+        "the 1 classes nearest to the average 4 are, nearest first, 3, and 0 has rank 4")
+    for top in (0, 5):
+        with pytest.raises(ValueError, match="top must be between 1 and 4"):
+            latent.neighbour_phrase(dist, 1, 3, top=top)

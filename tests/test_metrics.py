@@ -145,13 +145,15 @@ def test_judge_gives_the_probabilities_and_features_of_one_pass():
     torch.manual_seed(0)
     clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
     x = images(9)
-    j = metrics.judge(clf, x, batch_size=4)
+    judge = metrics.Judge(clf, batch_size=4)
+    j = judge.judgement(x)
     with torch.no_grad():  # the classifier called directly, on the whole batch, in eval mode
         direct = clf.eval()(x)
     torch.testing.assert_close(j.probs, torch.softmax(direct.logits, 1))
     torch.testing.assert_close(j.features, direct.features)
-    torch.testing.assert_close(j.probs, metrics.predict_proba(clf, x))
-    torch.testing.assert_close(j.features, metrics.features(clf, x))
+    torch.testing.assert_close(j.probs, judge.predict_proba(x))
+    torch.testing.assert_close(j.features, judge.features(x))
+    assert torch.equal(judge.predict(x), direct.logits.argmax(1))
     assert j.confidence == pytest.approx(float(j.probs.max(1).values.mean()))
     q = metrics.sample_quality(j, j.features)
     assert q["Frechet distance"] == pytest.approx(0.0, abs=1e-6)
@@ -230,7 +232,7 @@ def test_predict_is_the_argmax_of_the_probabilities():
     torch.manual_seed(0)
     clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
     x = images(7)
-    pred = metrics.predict(clf, x, batch_size=3)
+    pred = metrics.Judge(clf, batch_size=3).predict(x)
     with torch.no_grad():
         direct = clf.eval()(x).logits.argmax(1)
     assert pred.dtype == torch.int64 and torch.equal(pred, direct)
@@ -286,3 +288,49 @@ def test_recipe_reference_is_what_the_recipe_search_scored_against_and_misses_th
     assert not set(ref.tolist()) & set(full_ref.tolist())
     _, quick_ref = metrics.test_split(n, 1000)  # quick mode: inside the recipe's images
     assert set(quick_ref.tolist()) <= set(ref.tolist())
+
+
+def test_a_judge_of_a_judge_is_the_same_judge_and_functions_that_take_a_judge_take_either():
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    judge = metrics.Judge(clf, batch_size=5)
+    assert metrics.Judge.of(judge) is judge and metrics.Judge.of(clf).classifier is clf
+    again = metrics.Judge(judge)
+    assert again.classifier is clf and again.batch_size == 5 and metrics.Judge(judge, batch_size=2).batch_size == 2
+    x, y = images(6), torch.arange(6) % 10
+    out = images(6, seed=1)
+    assert metrics.class_changes(judge, x, out, y) == metrics.class_changes(clf, x, out, y)
+    # A SampleJudge is a judge: its reference is its own features of the reference images.
+    score = metrics.SampleJudge(judge, x)
+    assert isinstance(score, metrics.Judge) and score.batch_size == 5
+    assert torch.equal(score.reference, judge.features(x)) and score.feature_dim == score.reference.shape[1]
+    assert score(out) == metrics.sample_quality(judge.judgement(out), score.reference)
+
+
+def test_the_judge_runs_where_the_classifier_is_and_restores_its_mode():
+    torch.manual_seed(0)
+    clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,))).train()
+    x = images(5)
+    probs = metrics.Judge(clf, batch_size=2).predict_proba(x)
+    assert clf.training  # eval mode for the pass, training mode back afterwards
+    assert probs.shape == (5, 10) and not probs.requires_grad and probs.device.type == "cpu"
+    torch.testing.assert_close(probs.sum(1), torch.ones(5))
+
+
+def test_reconstruction_mse_is_the_same_number_for_every_batch_size():
+    torch.manual_seed(0)
+    ae = build_model(ModelConfig("ae", latent_dim=2, hidden=(8,)))
+    x = images(10)
+    with torch.no_grad():
+        # The batches' sums of squares, each in float32, added in float64 in order, over the pixels.
+        batches = [float((ae.eval().reconstruct(xb) - xb).pow(2).sum()) for xb in x.split(3)]
+    total = 0.0
+    for s in batches:
+        total += s
+    assert metrics.reconstruction_mse(ae, x, batch_size=3) == total / x.numel()
+    assert metrics.reconstruction_mse(ae, x, batch_size=4) == pytest.approx(total / x.numel(), rel=1e-6)
+    cvae = build_model(ModelConfig("cvae", latent_dim=3, hidden=(16,)))
+    y = torch.arange(10) % 10
+    with torch.no_grad():
+        expected = float((cvae.eval().reconstruct(x, y) - x).pow(2).mean())
+    assert metrics.reconstruction_mse(cvae, x, batch_size=3, y=y) == pytest.approx(expected, rel=1e-6)

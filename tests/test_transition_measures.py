@@ -119,10 +119,10 @@ def test_sample_judge_is_sample_quality_against_the_reference():
     score = metrics.SampleJudge(judge, ref)
     assert score.feature_dim == 2
     got = score(imgs)
-    want = metrics.sample_quality(metrics.judge(judge, imgs), metrics.judge(judge, ref).features)
+    want = metrics.sample_quality(metrics.Judge(judge).judgement(imgs), metrics.Judge(judge).judgement(ref).features)
     assert got == pytest.approx(want)
     # An independent pairwise-distance reference: all distinct pairs, with numpy.
-    f = metrics.judge(judge, imgs).features.double().numpy()
+    f = score.features(imgs).double().numpy()
     d = np.linalg.norm(f[:, None] - f[None], axis=-1)
     exact = d[~np.eye(len(f), dtype=bool)].mean()
     assert got["pairwise feature distance"] == pytest.approx(exact, rel=0.05)

@@ -93,3 +93,11 @@ def test_class_entropy_and_pairwise_distance():
     tight = metrics.mean_pairwise_distance(torch.randn(1000, 5, generator=g))
     assert spread == pytest.approx(3 * tight, rel=0.1)
     assert np.isfinite(spread)
+
+
+def test_class_transitions_takes_a_judge_object_as_well_as_its_classifier():
+    c = torch.tensor([[1 / 6, 0.0], [3 / 6, 0.0], [5 / 6, 0.0]])
+    plain = class_transitions(_Decoder(), _Judge(), c, n_frames=9)
+    judged = class_transitions(_Decoder(), metrics.Judge(_Judge(), batch_size=4), c, n_frames=9)
+    assert torch.equal(plain.pred, judged.pred)
+    torch.testing.assert_close(plain.confidence, judged.confidence, rtol=0, atol=0, equal_nan=True)  # NaN: a == b

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..utils import device_of
 from . import Result, compare_tensors, failed, not_attempted, passed
 
 __all__ = ["check_attribute_direction", "direction_cases", "check_decoder_input"]
@@ -119,7 +120,7 @@ def check_decoder_input(fn, model=None) -> Result:
     z = torch.randn(4, model.config.latent_dim, generator=g)
     y = torch.arange(4) % model.config.n_classes
     with torch.no_grad():
-        dev = next(model.parameters()).device
+        dev = device_of(model)
         ref = model.decode(z.to(dev), y.to(dev)).cpu()
         try:
             mine = model.decoder(fn(z.to(dev), y.to(dev), model.config.n_classes)).view_as(ref).cpu()

@@ -23,6 +23,7 @@ from ..checks import check_count
 from .config import ModelConfig
 from .registry import Family, register
 from ..outputs import VAEOutput
+from ..utils import device_of
 from .vae import reparameterize
 
 
@@ -73,7 +74,7 @@ class CVAE(Family, nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` images from z ~ N(0, I) (drawn on the CPU from ``generator``), of class ``y``
         (one class, ``n`` labels, or ``None``: the classes in turn, 0, 1, ..., K-1, 0, ...)."""
-        dev = next(self.parameters()).device
+        dev = device_of(self)
         z = torch.randn(check_count(n), self.config.latent_dim, generator=generator).to(dev)
         if y is None:
             y = torch.arange(n) % self.config.n_classes

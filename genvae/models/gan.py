@@ -27,6 +27,7 @@ from .config import ModelConfig
 from .registry import Family, descend, register
 from ..losses import discriminator_loss, generator_loss
 from ..outputs import DiscriminatorOutput, GANOutput
+from ..utils import device_of
 
 
 class Generator(nn.Module):
@@ -100,7 +101,7 @@ class GAN(Family, nn.Module):
         """``n`` images from z ~ N(0, I); z is drawn on the CPU (from ``generator``), so one seed gives the
         same noise on every device. Call in eval mode: batch normalisation then uses its running statistics."""
         z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
-        return self.generate(z.to(next(self.parameters()).device))
+        return self.generate(z.to(device_of(self)))
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> GANOutput:

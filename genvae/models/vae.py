@@ -15,6 +15,7 @@ from .registry import register
 from .blocks import check_images
 from ..checks import check_count
 from ..outputs import VAEOutput
+from ..utils import device_of
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -58,7 +59,7 @@ class VAE(AutoEncoder):
         same codes on every device.
         """
         z = torch.randn(check_count(n), self.config.latent_dim, generator=generator)
-        return self.generate(z.to(next(self.parameters()).device))
+        return self.generate(z.to(device_of(self)))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> VAEOutput:
         """Encode, sample one z per image (from ``generator``), decode. Always stochastic, as the ELBO needs."""
