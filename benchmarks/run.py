@@ -65,8 +65,8 @@ import genvae  # noqa: E402
 from genvae import experiments, latent, metrics  # noqa: E402
 from genvae.models import ModelConfig, build_model  # noqa: E402
 from genvae.settings import data_root  # noqa: E402
-from genvae.stack import fit_stack  # noqa: E402
-from genvae.train import TrainConfig, fit, loss_fn, training_epochs  # noqa: E402
+from genvae.training.stack import fit_stack  # noqa: E402
+from genvae.training import TrainConfig, fit, loss_fn, training_epochs  # noqa: E402
 
 SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines", "book", "chapters", "quick", "chapters-cold"]
 DEFAULT = SECTIONS[:-1]  # chapters-cold trains every chapter's models again (about 15 minutes on 2 cores)
@@ -275,7 +275,7 @@ class ExamplesLoop:
 
 
 class GenvaeLoop:
-    """genvae's loop (:func:`genvae.train.training_epochs`) on the same 784-400-20 VAE, one epoch per call."""
+    """genvae's loop (:func:`genvae.training.training_epochs`) on the same 784-400-20 VAE, one epoch per call."""
 
     def __init__(self, device: torch.device, cfg: TrainConfig, data):
         self.cfg, self.data = cfg, data

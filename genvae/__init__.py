@@ -17,14 +17,20 @@ except _NotInstalled:  # imported from a source tree that was never installed
 
 from . import _moved  # noqa: E402
 
-_moved.install()  # old module paths (genvae.train, ...) stay importable: see genvae._moved
+_moved.install()  # old module paths (genvae.train, genvae.metrics, ...) stay importable: see genvae._moved
 
-from . import arithmetic, cache, checkpoint, data, latent, losses, metrics, models, morpho, report, settings, training  # noqa: E402
-# Imported on first use (``genvae.plots``, ``from genvae import plots``):
+# The layers, lowest first (see "Package layout" in the README). The old flat names stay attributes of genvae.
+from . import data, settings  # noqa: E402
+from . import models, training  # noqa: E402
+from .models import losses  # noqa: E402
+from .storage import cache, checkpoint  # noqa: E402
+from .analysis import latent, metrics  # noqa: E402
+from .book import arithmetic, morpho, report  # noqa: E402
+# Imported on first use (``genvae.book.plots``, ``from genvae import plots``):
 # * ``plots`` (matplotlib, some 0.5 s): the command line and training never draw;
 # * ``experiments``: building its registry reads GENVAE_DEVICE and GENVAE_PRECISION, and a bad value must reach
 #   the caller as a clear error (the CLI's "genvae: error: ..."), not break ``import genvae`` with a traceback.
-from .cache import TrainedModel, load_or_train  # noqa: E402
+from .storage.cache import TrainedModel, load_or_train  # noqa: E402
 from .models import ModelConfig, build_model  # noqa: E402
 from .training import TrainConfig, fit  # noqa: E402
 

@@ -15,6 +15,28 @@ import sys
 
 MOVED: dict[str, str] = {  # old module name -> new module name
     "genvae.train": "genvae.training",
+    "genvae.losses": "genvae.models.losses",
+    "genvae.outputs": "genvae.models.outputs",
+    "genvae.evals": "genvae.storage.evals",
+    "genvae.stack": "genvae.training.stack",
+    "genvae.checkpoint": "genvae.storage.checkpoint",
+    "genvae.resume": "genvae.storage.resume",
+    "genvae.cache": "genvae.storage.cache",
+    "genvae.cachedir": "genvae.storage.cachedir",
+    "genvae.reproducibility": "genvae.storage.reproducibility",
+    "genvae.metrics": "genvae.analysis.metrics",
+    "genvae.latent": "genvae.analysis.latent",
+    "genvae.report": "genvae.book.report",
+    "genvae.plots": "genvae.book.plots",
+    "genvae.diagrams": "genvae.book.diagrams",
+    "genvae.explorer": "genvae.book.explorer",
+    "genvae.chapters": "genvae.book.chapters",
+    "genvae.density": "genvae.book.density",
+    "genvae.divergence": "genvae.book.divergence",
+    "genvae.posterior": "genvae.book.posterior",
+    "genvae.transitions": "genvae.book.transitions",
+    "genvae.morpho": "genvae.book.morpho",
+    "genvae.arithmetic": "genvae.book.arithmetic",
 }
 
 

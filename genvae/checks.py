@@ -4,15 +4,15 @@ the problem and, where there is one, the fix ("expected values in [0, 1], got ma
 **What is checked where, and why.** Shapes and dtypes are metadata: checking them costs nothing, so every
 call checks them, on every device. *Values* (pixels in [0, 1], class labels in [0, K)) are different: a
 check reads the data, and on a GPU reading a result on the host waits for the device to finish (a host
-sync), which the training loop avoids at every step (see :mod:`genvae.train`). So values are checked
+sync), which the training loop avoids at every step (see :mod:`genvae.training`). So values are checked
 
 * on **CPU tensors**, at every call of a model (``forward``, ``encode``, ``embed``, ``reconstruct``...):
   one pass of ``torch.aminmax``, about 40 us for a batch of 128 images on one core (0.2% of an MLP VAE's
   forward and backward pass, 19 ms; inside a fit the shape and dtype checks alone cost about 3 us);
-* **once per call** of the evaluation helpers (:mod:`genvae.latent`, :mod:`genvae.metrics`,
-  :func:`genvae.train.evaluate`), on the whole input, before its batches move to the model's device;
+* **once per call** of the evaluation helpers (:mod:`genvae.analysis.latent`, :mod:`genvae.analysis.metrics`,
+  :func:`genvae.training.evaluate`), on the whole input, before its batches move to the model's device;
 * **once per fit**, on the whole training and test set, when the data enter the training loop
-  (:func:`genvae.train.training_epochs`, shared by ``fit``, ``fit_stack`` and ``fit_adversarial``;
+  (:func:`genvae.training.training_epochs`, shared by ``fit``, ``fit_stack`` and ``fit_adversarial``;
   about 20 ms for MNIST's 60,000 images), and **never per step**: the loop runs inside
   :func:`values_checked`, which turns the per-call value checks off, on the CPU as well.
 

@@ -208,7 +208,7 @@ def _cmd_reproduce(args) -> int:
 
 def _check_reproduction(todo, dataset: str, quick: bool, device, rtol: float | None) -> int:
     """``reproduce --check``: retrain what is cached, compare, print a table; 0 only if every comparison agrees."""
-    from .reproducibility import DEFAULT_RTOL, check, table
+    from .storage.reproducibility import DEFAULT_RTOL, check, table
 
     rtol = DEFAULT_RTOL if rtol is None else rtol
     if not (rtol >= 0):
@@ -254,8 +254,8 @@ def _cmd_data_check(args) -> int:
 
 
 def _cmd_cache(args) -> int:
-    """``genvae cache list | verify | prune``: see :mod:`genvae.cachedir`."""
-    from . import cachedir
+    """``genvae cache list | verify | prune``: see :mod:`genvae.storage.cachedir`."""
+    from .storage import cachedir
     from .experiments import registry_keys
 
     scanned = cachedir.scan(args.cache_dir, known=registry_keys())
@@ -322,7 +322,7 @@ def _run(args) -> int:
 def _cmd_chapters(args) -> int:
     from pathlib import Path
 
-    from . import chapters
+    from .book import chapters
 
     try:
         sources = chapters.chapter_paths(chapters.ROOT, args.names or None)

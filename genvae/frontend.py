@@ -5,7 +5,7 @@ Two things depend on it, and both must be right in every place the code runs:
 * **progress bars** (:func:`progress_bar`): one updating text bar in a terminal; a notebook bar
   (an ipywidgets progress widget) in a live notebook; nothing at all in a batch run, whose
   output is a log or a page, where a bar would leave a trail of ``\\r`` updates or a widget;
-* **interactive figures** (:mod:`genvae.explorer`): ipywidgets sliders in a live notebook, a
+* **interactive figures** (:mod:`genvae.book.explorer`): ipywidgets sliders in a live notebook, a
   self-contained animation anywhere else.
 
 A widget created while the book is built is recorded by nbclient in the notebook's metadata, and

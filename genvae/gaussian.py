@@ -2,9 +2,9 @@
 
     log N(x; mu, diag(sigma^2)) = -1/2 sum_j [ (x_j - mu_j)^2 / sigma_j^2 + log sigma_j^2 + log(2 pi) ]
 
-The prior and the encoder's q in the IWAE bound (:func:`genvae.metrics.iwae_bound`), the grid posterior
-(:mod:`genvae.posterior`), the Monte-Carlo KL (:func:`genvae.losses.monte_carlo_kl`) and chapter 5's
-integrals and fits (:mod:`genvae.divergence`) all call :func:`gaussian_log_density`. This module imports
+The prior and the encoder's q in the IWAE bound (:func:`genvae.analysis.metrics.iwae_bound`), the grid posterior
+(:mod:`genvae.book.posterior`), the Monte-Carlo KL (:func:`genvae.models.losses.monte_carlo_kl`) and chapter 5's
+integrals and fits (:mod:`genvae.book.divergence`) all call :func:`gaussian_log_density`. This module imports
 nothing from genvae, so every other module can use it.
 
     >>> import torch

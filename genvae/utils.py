@@ -17,9 +17,9 @@ _C = TypeVar("_C", bound="ConfigDict")
 
 class ConfigDict:
     """``to_dict`` and ``from_dict`` for a configuration dataclass (:class:`~genvae.models.config.ModelConfig`,
-    :class:`~genvae.train.TrainConfig`): every field, as :func:`dataclasses.asdict` gives them, and back.
+    :class:`~genvae.training.TrainConfig`): every field, as :func:`dataclasses.asdict` gives them, and back.
 
-    The dict is what checkpoints store and what cache keys hash (:func:`genvae.cache.cache_key`), so it
+    The dict is what checkpoints store and what cache keys hash (:func:`genvae.storage.cache.cache_key`), so it
     must not change for a config that does not: it is exactly ``dataclasses.asdict(self)``.
     """
 
@@ -51,7 +51,7 @@ def inference_batch(device: torch.device) -> int:
 def batched(model: nn.Module, call, *tensors: torch.Tensor, batch_size: int | None = None):
     """``call`` over matching slices of ``tensors``, in eval mode on ``model``'s device, without gradients:
     the one inference loop of the package. Tensor results are concatenated on the CPU; a dataclass of tensors
-    (a :class:`~genvae.outputs.DiscriminatorOutput`...) comes back as one, its fields concatenated.
+    (a :class:`~genvae.models.outputs.DiscriminatorOutput`...) comes back as one, its fields concatenated.
 
     ``batch_size``: inputs per call (default :func:`inference_batch` of the model's device).
     """

@@ -1,7 +1,7 @@
 """Chapter 2's exercises: the reconstruction loss written by the learner, and an autoencoder retrained at
 another code size.
 
-``check_reconstruction_loss(fn)`` compares ``fn(x_logits, x)`` with :func:`genvae.losses.reconstruction_loss`
+``check_reconstruction_loss(fn)`` compares ``fn(x_logits, x)`` with :func:`genvae.models.losses.reconstruction_loss`
 and names the usual slips (a mean over pixels instead of a sum, a sum over the batch, a forgotten sigmoid,
 a number that no longer carries gradients). ``check_retrained_autoencoder(model, latent_dim, x_train, x_test)``
 checks that a freshly trained model has the asked code size and has learnt more than the average image.
@@ -28,7 +28,7 @@ def _loss_inputs(batch: int = 8):
 def check_reconstruction_loss(fn) -> Result:
     """Check the learner's ``fn(x_logits, x) -> scalar``: squared error of sigmoid(logits) against x, summed
     over the 784 pixels, averaged over the batch."""
-    from ..losses import reconstruction_loss
+    from ..models.losses import reconstruction_loss
 
     if fn is None:
         return not_attempted("`my_reconstruction_loss`")
@@ -63,7 +63,7 @@ def check_reconstruction_loss(fn) -> Result:
     }
     result = compare(value, expected, "the loss", rtol=1e-5)
     if result.ok:
-        return passed(f"the loss is {value:.4f} on a test batch, as `genvae.losses.reconstruction_loss` gives")
+        return passed(f"the loss is {value:.4f} on a test batch, as `genvae.models.losses.reconstruction_loss` gives")
     for slip, wrong in slips.items():
         if abs(value - wrong) <= 1e-5 * max(1.0, abs(wrong)):
             return failed(slip)
@@ -81,7 +81,7 @@ def check_retrained_autoencoder(model, latent_dim: int, x_train: torch.Tensor, x
                                 better_by: float = 0.8) -> Result:
     """Check a freshly trained autoencoder: a code of ``latent_dim`` numbers, and a test MSE per pixel below
     ``better_by`` times that of returning the average training image (a model that learnt nothing matches it)."""
-    from ..latent import reconstruct
+    from ..analysis.latent import reconstruct
 
     if model is None:
         return not_attempted("`my_train_autoencoder`")

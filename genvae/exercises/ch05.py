@@ -64,7 +64,7 @@ def check_gaussian_kl(answer: Callable | None) -> Result:
 
     It must return the divergence per element, with the inputs' shape (no sum, no mean), for any shape.
     Compared with ``torch.distributions.kl_divergence`` on a random batch, then at the prior (mu2 = 0,
-    logvar2 = 0), where it must equal :func:`genvae.losses.gaussian_kl_per_dim`. A wrong answer's message
+    logvar2 = 0), where it must equal :func:`genvae.models.losses.gaussian_kl_per_dim`. A wrong answer's message
     names the slip when it is a common one.
     """
     if answer is None:
@@ -86,7 +86,7 @@ def check_gaussian_kl(answer: Callable | None) -> Result:
         prior_got, problem = _call(answer, mu1, logvar1, torch.zeros_like(mu2), torch.zeros_like(logvar2))
         if problem is not None:
             return problem
-        from ..losses import gaussian_kl_per_dim
+        from ..models.losses import gaussian_kl_per_dim
 
         at_prior = compare_tensors(prior_got, gaussian_kl_per_dim(mu1, logvar1), "at the prior, the KL")
         if not at_prior:

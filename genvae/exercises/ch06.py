@@ -116,13 +116,13 @@ def _kl_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def check_free_bits_kl(fn) -> Result:
     """Check ``fn(mu, logvar, free_bits) -> scalar``: each dimension's KL(q || N(0, 1)), averaged over the
-    batch, floored at ``free_bits`` nats, summed over dimensions (:func:`genvae.losses.free_bits_kl`).
+    batch, floored at ``free_bits`` nats, summed over dimensions (:func:`genvae.models.losses.free_bits_kl`).
 
     In this order: a scalar tensor; with ``free_bits = 0`` the ordinary KL term; with a floor, the right
     value (the messages recognise a floor applied per image instead of per dimension, and a floor on the
     total); and no gradient reaches a dimension whose KL is below the floor.
     """
-    from ..losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
+    from ..models.losses import free_bits_kl, gaussian_kl, gaussian_kl_per_dim
 
     if fn is None:
         return not_attempted("the body of my_free_bits_kl")
@@ -187,7 +187,8 @@ def retrain(kl, x_train: torch.Tensor, x_test: torch.Tensor, beta: float = 4.0, 
     model's initial weights from the same seed (the global RNG is left as it was), so the run is repeatable.
     Returns ``{"active units", "KL per dimension" (D,), "recon"}`` measured on the first 2,000 ``x_test``.
     """
-    from .. import latent, losses, metrics
+    from ..analysis import latent, metrics
+    from ..models import losses
     from ..models import ModelConfig, build_model
 
     with torch.random.fork_rng():

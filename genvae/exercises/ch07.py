@@ -1,7 +1,7 @@
 """Chapter 7's exercise checker: the learner writes the multi-stage loss, recon + β·KL + γ·CE.
 
 :func:`check_multistage_loss` calls the learner's ``loss_fn(out, x, y, beta, gamma)`` on a small made-up batch
-(:func:`example_batch`) at several weights and compares the result with :func:`genvae.losses.multistage_loss`.
+(:func:`example_batch`) at several weights and compares the result with :func:`genvae.models.losses.multistage_loss`.
 A wrong answer is matched against the usual slips (a mean over pixels instead of a sum, a binary
 cross-entropy, a KL with its sign flipped, β and γ swapped...) so the message can name the slip.
 
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import losses
-from ..outputs import MultiStageOutput
+from ..models import losses
+from ..models.outputs import MultiStageOutput
 from . import Result, call_answer, compare, failed, not_attempted, passed
 
 __all__ = ["example_batch", "check_multistage_loss", "WEIGHTS"]
@@ -86,7 +86,7 @@ def _slips(out: MultiStageOutput, x: Tensor, y: Tensor, beta: float, gamma: floa
 
 
 def check_multistage_loss(loss_fn) -> Result:
-    """Check ``loss_fn(out, x, y, beta, gamma) -> scalar tensor`` against :func:`genvae.losses.multistage_loss`
+    """Check ``loss_fn(out, x, y, beta, gamma) -> scalar tensor`` against :func:`genvae.models.losses.multistage_loss`
     at every ``(beta, gamma)`` of :data:`WEIGHTS`; on a mismatch, name the slip when it is a known one."""
     if loss_fn is None:
         return not_attempted("`my_multistage_loss`")
@@ -113,4 +113,4 @@ def check_multistage_loss(loss_fn) -> Result:
         if not got.requires_grad:
             return failed("the value is right, but it is cut off from the model's outputs (no gradient): compute it "
                           "with torch operations on `out`, without .item() or a new tensor")
-    return passed(f"recon + β·KL + γ·CE matches genvae.losses.multistage_loss at all {len(WEIGHTS)} (β, γ) pairs tried")
+    return passed(f"recon + β·KL + γ·CE matches genvae.models.losses.multistage_loss at all {len(WEIGHTS)} (β, γ) pairs tried")

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..latent import line_path
+from ..analysis.latent import line_path
 from . import Result, call_answer, compare_tensors, failed, not_attempted, passed
 
 __all__ = ["CASES", "check_slerp_path", "reference_slerp_path", "angles_from"]

@@ -4,7 +4,7 @@
 The loss is a unit-variance Gaussian likelihood in the discriminator's features, up to a constant:
 (1/2) times the squared distance between the features of the reconstruction and of the original, summed
 over features and averaged over the batch. :func:`check_feature_loss` compares the learner's function with
-:func:`genvae.losses.feature_reconstruction_loss` on random features, and names the usual slips (a missing or
+:func:`genvae.models.losses.feature_reconstruction_loss` on random features, and names the usual slips (a missing or
 doubled 1/2, a mean over features, a sum over the batch).
 
     >>> from genvae.exercises import ch10
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..losses import feature_reconstruction_loss
+from ..models.losses import feature_reconstruction_loss
 from . import Result, call_answer, failed, not_attempted, passed
 
 __all__ = ["check_feature_loss"]
@@ -67,4 +67,4 @@ def check_feature_loss(answer: Callable | None) -> Result:
             if math.isclose(value / expected, ratio, rel_tol=1e-6):
                 return failed(f"{why} (got {value:.6g}, expected {expected:.6g})")
         return failed(f"on a batch of {b} images with {f} features it gives {value:.6g}, expected {expected:.6g}")
-    return passed("your loss matches genvae.losses.feature_reconstruction_loss on two batches")
+    return passed("your loss matches genvae.models.losses.feature_reconstruction_loss on two batches")

@@ -6,7 +6,7 @@ decoder: the codes followed by the one-hot classes.
 ``check_attribute_direction(fn)``: the learner writes ``fn(codes, values, labels, k) -> (D,)``, the attribute
 direction of class ``k``: the mean code of the class's images in the top quartile of ``values`` minus the mean
 code of those in the bottom quartile, leaving out NaN values. The reference is
-:func:`genvae.arithmetic.attribute_directions`.
+:func:`genvae.book.arithmetic.attribute_directions`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def direction_cases(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def _reference(codes, values, labels, k):
-    from ..arithmetic import attribute_directions
+    from ..book.arithmetic import attribute_directions
 
     return attribute_directions(codes, values, labels, int(labels.max()) + 1)[k]
 
@@ -86,7 +86,7 @@ def check_attribute_direction(fn) -> Result:
             if torch.allclose(got, _all_classes(codes, values, labels, k)):
                 return failed("the answer mixes in other classes: take the quartiles and means of class k alone")
         return res
-    return passed("your direction matches genvae.arithmetic.attribute_directions for every class")
+    return passed("your direction matches genvae.book.arithmetic.attribute_directions for every class")
 
 
 def check_decoder_input(fn, model=None) -> Result:

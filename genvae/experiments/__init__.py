@@ -10,9 +10,7 @@ from .registry import (
     MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, SEEDS,
     STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
 )
-from .schedule import (
-    default_jobs, plan, Progress, reproduce, training_flops, UnitResult,
-)
+from .schedule import default_jobs, plan, Progress, reproduce, training_flops, UnitResult
 
 __all__ = [
     "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "default_jobs",

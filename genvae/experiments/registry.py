@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from ..cache import Request, TrainedModel, load_or_train_many, resolve
+from ..storage.cache import Request, TrainedModel, load_or_train_many, resolve
 from ..models import ModelConfig
 from ..settings import quick_mode, training_precision
 from ..training import PRECISIONS, TrainConfig
@@ -42,7 +42,7 @@ class Experiment:
     train: TrainConfig
 
     def load(self, **kwargs) -> TrainedModel:
-        """Load from the cache or train (keyword arguments go to :func:`~genvae.cache.load_or_train_many`)."""
+        """Load from the cache or train (keyword arguments go to :func:`~genvae.storage.cache.load_or_train_many`)."""
         return load_all([self], **kwargs)[0]
 
     @property
@@ -51,7 +51,7 @@ class Experiment:
 
     def is_cached(self, quick: bool | None = None) -> bool:
         """Whether its cache entry in that mode (``quick``; default ``GENVAE_QUICK``) holds a finished save
-        (:attr:`genvae.cache.Slot.is_complete`)."""
+        (:attr:`genvae.storage.cache.Slot.is_complete`)."""
         return resolve(self.request, quick_mode() if quick is None else quick).is_complete
 
     def variant(self, suffix: str, **train_changes) -> "Experiment":
@@ -247,7 +247,7 @@ def get(name: str) -> Experiment:
 
 def registry_keys() -> dict[str, tuple[str, bool, str]]:
     """``{key: (experiment name, quick, data set)}`` for every registry experiment, both modes, both precisions:
-    the models in use, which ``genvae cache list | prune`` (:func:`genvae.cachedir.scan`) does not call orphans.
+    the models in use, which ``genvae cache list | prune`` (:func:`genvae.storage.cachedir.scan`) does not call orphans.
 
     Both precisions, because the default one depends on the machine (``GENVAE_PRECISION``, a CPU with bf16):
     a model trained with the other is not an orphan.

@@ -12,8 +12,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 
-from ..cache import TrainedModel
-from ..stack import stack_key
+from ..storage.cache import TrainedModel
+from ..training.stack import stack_key
 from .registry import Experiment, load_all
 
 

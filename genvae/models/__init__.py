@@ -13,7 +13,7 @@ from .vaegan import VAEGAN
 from .cvae import CVAE
 from .config import ModelConfig
 from .registry import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
-from ..outputs import (
+from .outputs import (
     AEOutput, ClassifierOutput, DiscriminatorOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput,
 )
 from .summary import layer_table

@@ -13,7 +13,7 @@ from torch import nn
 from .blocks import check_codes, check_images, make_decoder, make_encoder
 from .config import ModelConfig
 from .registry import Family, register
-from ..outputs import AEOutput
+from .outputs import AEOutput
 
 
 @register

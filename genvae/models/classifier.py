@@ -13,7 +13,7 @@ from torch import nn
 from .blocks import check_images
 from .config import ModelConfig
 from .registry import Family, register
-from ..outputs import ClassifierOutput
+from .outputs import ClassifierOutput
 
 
 @register

@@ -22,7 +22,7 @@ from .blocks import N_PIXELS, IMAGE_SHAPE, _mlp, check_codes, check_images, chec
 from ..checks import check_count
 from .config import ModelConfig
 from .registry import Family, register
-from ..outputs import VAEOutput
+from .outputs import VAEOutput
 from ..utils import device_of
 from .vae import reparameterize
 

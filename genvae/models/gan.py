@@ -10,8 +10,8 @@ image; the discriminator D looks at an image and outputs one logit, "real"
 DCGAN's recipe, scaled to MNIST: the generator upsamples with transposed
 convolutions and batch normalisation, the discriminator downsamples with strided
 convolutions and leaky ReLUs, and neither has pooling. The losses are in
-:mod:`genvae.losses` (``discriminator_loss``, ``generator_loss``) and the
-two-player loop in :mod:`genvae.train` (``adversarial_step``). The generator
+:mod:`genvae.models.losses` (``discriminator_loss``, ``generator_loss``) and the
+two-player loop in :mod:`genvae.training` (``adversarial_step``). The generator
 ends in a sigmoid, so its images are in [0, 1] like the data; the discriminator
 rescales its input to [-1, 1] first.
 """
@@ -25,8 +25,8 @@ from .blocks import check_codes, check_images
 from ..checks import check_count
 from .config import ModelConfig
 from .registry import Family, descend, register
-from ..losses import discriminator_loss, generator_loss
-from ..outputs import DiscriminatorOutput, GANOutput
+from .losses import discriminator_loss, generator_loss
+from .outputs import DiscriminatorOutput, GANOutput
 from ..utils import device_of
 
 
@@ -108,7 +108,7 @@ class GAN(Family, nn.Module):
         """One round of the game on real images ``x``: draw z (unless given; from ``generator``, on x's device),
         generate, judge both.
 
-        The fake images are *not* detached: :func:`genvae.losses.gan_loss` of this output
+        The fake images are *not* detached: :func:`genvae.models.losses.gan_loss` of this output
         reaches both players. Training (:meth:`train_step`) instead updates each player on its own loss.
         """
         check_images(x)
@@ -127,7 +127,7 @@ class GAN(Family, nn.Module):
         """One round of the game on the real batch ``x`` (z from ``generator``, on x's device).
 
         The discriminator takes one step on real ``x`` against ``G(z)`` (detached, so G does not move),
-        then the generator takes one step on :func:`~genvae.losses.generator_loss` of the updated
+        then the generator takes one step on :func:`~genvae.models.losses.generator_loss` of the updated
         discriminator's verdict on the same ``G(z)``.
         """
         d_net = self.discriminator

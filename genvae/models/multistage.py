@@ -4,7 +4,7 @@ r"""The multi-stage VAE: a VAE whose latent code also feeds a classifier head.
                                        \-> head (MLP) -> class logits
 
 Training adds gamma * cross-entropy(logits, y) to the VAE loss (see
-``genvae.losses.multistage_loss``). The classification term pushes codes of
+``genvae.models.losses.multistage_loss``). The classification term pushes codes of
 different classes apart, which is what the transitions chapter relies on.
 """
 
@@ -16,7 +16,7 @@ from torch import nn
 from .blocks import check_codes
 from .config import ModelConfig
 from .registry import register
-from ..outputs import MultiStageOutput
+from .outputs import MultiStageOutput
 from .vae import VAE
 
 

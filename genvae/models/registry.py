@@ -6,12 +6,12 @@ genvae asks of it, and is registered with :func:`register`::
     @register
     class AutoEncoder(Family, nn.Module):
         kind = "ae"             # ModelConfig(kind="ae") builds this class
-        stackable = True        # genvae.stack may train a grid of them as one model
+        stackable = True        # genvae.training.stack may train a grid of them as one model
         ...
 
 The training loop, the model cache, the stacking code and the chapters ask the registry
 (:func:`family`) instead of testing ``kind`` names, so a new family is one file, and one loss
-registered for its output type (:func:`genvae.losses.objective`). Nothing here imports a family:
+registered for its output type (:func:`genvae.models.losses.objective`). Nothing here imports a family:
 the families import this module.
 """
 
@@ -37,10 +37,10 @@ class Family:
         archs: the ``ModelConfig.arch`` values it can be built with.
         uses_labels: its loss or its input uses the class labels (the loop then checks them).
         conditional: ``forward``, ``encode`` and ``decode`` take the class ``y`` as well.
-        stackable: :mod:`genvae.stack` may train a grid of these (over beta, gamma, the seed) as one model.
-        two_player: trained by the two-player loop (:func:`genvae.train.fit_adversarial`): the class then
+        stackable: :mod:`genvae.training.stack` may train a grid of these (over beta, gamma, the seed) as one model.
+        two_player: trained by the two-player loop (:func:`genvae.training.fit_adversarial`): the class then
             defines :meth:`players` and :meth:`train_step`.
-        diagram: the layout of its architecture figure (:func:`genvae.plots.architecture_stages`): ``"code"``,
+        diagram: the layout of its architecture figure (:func:`genvae.book.plots.architecture_stages`): ``"code"``,
             ``"posterior"``, ``"posterior+head"`` or ``"classes"``; ``None``: it has none.
     """
 

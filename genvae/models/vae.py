@@ -3,7 +3,7 @@
 The encoder outputs a Gaussian q(z|x) = N(mu, diag(sigma^2)) instead of a point.
 A code is sampled with the reparameterisation trick, z = mu + sigma * eps with
 eps ~ N(0, I), so gradients flow through mu and sigma. The loss (in
-``genvae.losses``) adds KL(q(z|x) || N(0, I)), which pulls the codes towards the
+``genvae.models.losses``) adds KL(q(z|x) || N(0, I)), which pulls the codes towards the
 prior; that is what makes sampling z ~ N(0, I) and decoding it produce digits.
 """
 
@@ -14,7 +14,7 @@ from .autoencoder import AutoEncoder
 from .registry import register
 from .blocks import check_images
 from ..checks import check_count
-from ..outputs import VAEOutput
+from .outputs import VAEOutput
 from ..utils import device_of
 
 

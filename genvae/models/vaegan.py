@@ -10,7 +10,7 @@ reconstruction x_hat in the *discriminator's feature space* instead: two images
 that the discriminator describes alike count as close, even when their pixels
 are shifted. The discriminator also plays the GAN game against both the
 reconstructions and samples from the prior, which pushes the decoder towards
-sharp images. The encoder's and decoder's losses are in :mod:`genvae.losses`
+sharp images. The encoder's and decoder's losses are in :mod:`genvae.models.losses`
 (``vaegan_losses``; the discriminator's is the GAN's ``discriminator_loss``) and the three
 players' updates in :meth:`VAEGAN.train_step`.
 """
@@ -24,9 +24,9 @@ from .autoencoder import AutoEncoder
 from .blocks import ConvEncoder
 from .config import ModelConfig
 from .registry import Family, descend, register
-from ..losses import discriminator_loss, vaegan_losses
+from .losses import discriminator_loss, vaegan_losses
 from .gan import GAN, Discriminator, Generator
-from ..outputs import VAEGANOutput
+from .outputs import VAEGANOutput
 from .vae import VAE, reparameterize
 
 

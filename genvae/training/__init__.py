@@ -2,7 +2,7 @@
 
 No framework. Batches are index slices of in-memory tensors that live on the
 training device, the optimiser is Adam (fused where the device supports it) and
-the loss is :func:`genvae.losses.objective`. The loop is written for a GPU as
+the loss is :func:`genvae.models.losses.objective`. The loop is written for a GPU as
 much as for a laptop:
 
 * **no host sync per step**: loss parts accumulate in device tensors, and the
@@ -21,11 +21,11 @@ training device seeded with the seed, and evaluation noise from a fresh generato
 evaluation seed on the model's device. See "Reproducibility" in the README for what is and is not
 bit-identical across runs and devices.
 
-**Interruptions**: given a :class:`genvae.resume.ResumeStore`, the loop writes a resume state at the
-end of every epoch and, when it starts, goes on from a valid one (see :mod:`genvae.resume`).
+**Interruptions**: given a :class:`genvae.storage.resume.ResumeStore`, the loop writes a resume state at the
+end of every epoch and, when it starts, goes on from a valid one (see :mod:`genvae.storage.resume`).
 
 The same loop (:func:`training_epochs`) trains a *stack* of models (a grid over beta, gamma or the seed,
-see :mod:`genvae.stack`): the loss parts then have one entry per member.
+see :mod:`genvae.training.stack`): the loss parts then have one entry per member.
 
 **Layout**, one job per module:
 
@@ -37,7 +37,9 @@ see :mod:`genvae.stack`): the loss parts then have one entry per member.
 * :mod:`~genvae.training.loop`: :func:`fit`, which asks the family how it trains, and :func:`train_model`.
 """
 
-from .adversarial import GAN_BETAS, SNAPSHOTS, adversarial_step, fit_adversarial, player_optimizers, players, snapshot_steps
+from .adversarial import (
+    GAN_BETAS, SNAPSHOTS, adversarial_step, fit_adversarial, player_optimizers, players, snapshot_steps,
+)
 from .config import PRECISIONS, QUICK_EPOCHS, QUICK_TRAIN_SIZE, SCHEDULES, History, TrainConfig
 from .epochs import StepMaker, training_epochs
 from .graphs import GraphedStep

@@ -20,7 +20,7 @@ from .epochs import training_epochs
 from .step import loss_fn
 
 if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..resume import ResumeStore
+    from ..storage.resume import ResumeStore
 
 GAN_BETAS = (0.5, 0.999)  # Adam's momentum for every player (DCGAN): beta1 = 0.5 forgets the moving target faster
 SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise batch

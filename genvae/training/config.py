@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .. import data as gdata
-from ..losses import GENERATOR_LOSSES, RECON_KINDS
+from ..models.losses import GENERATOR_LOSSES, RECON_KINDS
 from ..utils import ConfigDict
 
 # Quick mode (GENVAE_QUICK=1): at most this many epochs on at most this many images.

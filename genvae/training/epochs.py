@@ -1,7 +1,7 @@
 """The epochs of any training, one per ``next()``: shuffling, steps, the test evaluation, resume states.
 
 :func:`training_epochs` is shared by :func:`genvae.training.fit` (one optimiser),
-:func:`genvae.training.fit_adversarial` (two players, their own step) and :func:`genvae.stack.fit_stack`.
+:func:`genvae.training.fit_adversarial` (two players, their own step) and :func:`genvae.training.stack.fit_stack`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .step import (
 )
 
 if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..resume import ResumeStore
+    from ..storage.resume import ResumeStore
 
 
 # What ``make_step`` returns: the function that trains on a batch of indices, and the optimisers it
@@ -49,7 +49,7 @@ def training_epochs(
     make_step: StepMaker | None = None,
     resume: ResumeStore | None = None,
 ) -> Iterator[dict]:
-    """The loop behind :func:`fit` and :func:`genvae.stack.fit_stack`, one epoch per ``next()``.
+    """The loop behind :func:`fit` and :func:`genvae.training.stack.fit_stack`, one epoch per ``next()``.
 
     ``trainee`` holds the parameters (a model or a stack); ``train_loss`` and
     ``eval_loss`` compute its loss parts; ``seeds`` has one entry per member and

@@ -22,7 +22,7 @@ from .epochs import training_epochs
 from .step import loss_fn
 
 if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..resume import ResumeStore
+    from ..storage.resume import ResumeStore
 
 
 def fit(

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_images, check_labels, values_checked
-from ..losses import objective
+from ..models.losses import objective
 from ..models import family, is_conditional
 from ..utils import eval_mode, inference_batch, noise_generator
 from .config import TrainConfig

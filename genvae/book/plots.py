@@ -15,9 +15,9 @@ import torch
 from matplotlib.axes import Axes
 from PIL import Image
 
-from .checks import check_count, check_images, check_labels
-from .latent import CodePlane, decode, grid_codes
-from .models import ModelConfig
+from ..checks import check_count, check_images, check_labels
+from ..analysis.latent import CodePlane, decode, grid_codes
+from ..models import ModelConfig
 
 __all__ = [
     "source", "palette", "tile", "image_grid", "reconstruction_grid", "latent_scatter", "latent_grid",
@@ -110,7 +110,7 @@ def latent_scatter(
     legend: bool = True,
 ) -> Axes:
     """Latent codes ``(N, D)`` coloured by class ``(N,)``, with a legend. Codes with D > 2 are drawn in the
-    plane of their top two principal directions (:class:`genvae.latent.CodePlane`), and the axes say so."""
+    plane of their top two principal directions (:class:`genvae.analysis.latent.CodePlane`), and the axes say so."""
     check_labels(y, batch=len(z), name="classes y")
     plane = CodePlane(z)
     labels = plane.axis_labels
@@ -172,7 +172,7 @@ def latent_grid(
     """Decode an ``n`` x ``n`` grid of latent points spanning ``extent`` = (x0, x1, y0, y1).
 
     For a 2-D code the grid is the code itself. For a larger code, pass the ``plane`` of some codes
-    (:class:`genvae.latent.CodePlane`, e.g. of the test codes): the grid then lies in that plane."""
+    (:class:`genvae.analysis.latent.CodePlane`, e.g. of the test codes): the grid then lies in that plane."""
     if plane is None:
         dim = model.config.latent_dim
         if dim != 2:
@@ -270,7 +270,7 @@ _IO, _HID, _LAT, _HEAD = "0.75", "C0", "C3", "C2"
 
 def architecture_stages(cfg: ModelConfig) -> list[Stage]:
     """The columns of boxes that :func:`architecture` draws for a model config."""
-    from .models import family
+    from ..models import family
 
     layout = family(cfg.kind).diagram  # the family's declaration: which of the layouts below it draws as
     if layout not in ("code", "classes", "posterior", "posterior+head"):
@@ -346,7 +346,7 @@ def density_panel(
     """A 2-D density (chapter 1) as shading, its ``mass`` highest-density region as a red contour, and ``points``.
 
     ``model`` is a ``torch.distributions`` object or a fitted ``GaussianMixture`` (see
-    :mod:`genvae.density`); the density is evaluated on a ``resolution`` x ``resolution`` grid over
+    :mod:`genvae.book.density`); the density is evaluated on a ``resolution`` x ``resolution`` grid over
     ``[-extent, extent]^2``, and the region's level is estimated from the model's own samples (``seed``).
     """
     from .density import log_density, region_level
@@ -378,7 +378,7 @@ def kl_landscape(
     Filled contours at ``levels`` (nats, values above the last shaded as "more"), labelled white contour
     lines, a colour bar, and a star at the minimum, the prior itself (mu = 0, sigma = 1). sigma is on a
     logarithmic axis. The defaults cover mu in [-3, 3] and sigma in [0.05, 4]; the map comes from
-    :func:`genvae.divergence.prior_kl_map`. Paths can be drawn on top of the returned ``ax``.
+    :func:`genvae.book.divergence.prior_kl_map`. Paths can be drawn on top of the returned ``ax``.
     """
     from matplotlib.colors import BoundaryNorm
 

@@ -3,16 +3,16 @@
 An entry is named by a hash of everything that determines the weights: the
 model config, the training config (data set, epochs, seed, beta...) and the
 mode (quick or full), so a quick CI run can never overwrite a full-mode model.
-Entries are checkpoint folders (see :mod:`genvae.checkpoint`) under
+Entries are checkpoint folders (see :mod:`genvae.storage.checkpoint`) under
 :func:`genvae.settings.cache_root`. A corrupt or mismatched entry is reported
 with a warning and retrained, never silently used. A cache folder that cannot be
 written (read-only, a full disk) is reported with a warning too: the trained model
 is still returned, only not kept. A model whose test metrics are not finite is
-never kept. ``genvae cache list | verify | prune`` (:mod:`genvae.cachedir`)
+never kept. ``genvae cache list | verify | prune`` (:mod:`genvae.storage.cachedir`)
 inspects and tidies the cache.
 
 An entry is written only once its training has finished. While it trains, a resume state is kept
-beside it, in ``<entry folder name>.resume`` (see :mod:`genvae.resume`): an interrupted training
+beside it, in ``<entry folder name>.resume`` (see :mod:`genvae.storage.resume`): an interrupted training
 (Ctrl-C, a killed process) goes on from its last finished epoch the next time it is asked for, and
 the folder is deleted once the entry is saved.
 """
@@ -33,11 +33,11 @@ import torch
 from torch import nn
 
 from . import checkpoint
-from .models import ModelConfig
+from ..models import ModelConfig
 from .resume import ResumeStore, resume_path
-from .settings import cache_root, quick_mode, resolve_device
-from .stack import fit_stack, stack_key
-from .train import History, TrainConfig, train_model
+from ..settings import cache_root, quick_mode, resolve_device
+from ..training.stack import fit_stack, stack_key
+from ..training import History, TrainConfig, train_model
 
 CACHE_FORMAT = 2  # bump when the meaning of stored weights changes (2: the device-minded loop)
 
@@ -138,7 +138,7 @@ def load_entry(path: str | Path, key: str, model_cfg: ModelConfig, train_cfg: Tr
     """The model (in eval mode, on ``device``) and the sidecar of the cache entry ``path``, after checking that
     it is what its ``key`` names: the configurations ``model_cfg`` and ``train_cfg`` (the one trained with),
     a sidecar with every field of :data:`CACHE_FIELDS`, finite test metrics, sound weights (see
-    :func:`genvae.checkpoint.load`). :class:`~genvae.checkpoint.CheckpointError` names the problem otherwise."""
+    :func:`genvae.storage.checkpoint.load`). :class:`~genvae.storage.checkpoint.CheckpointError` names the problem otherwise."""
     path = Path(path)
     meta_path = path / checkpoint.META
     model, meta = checkpoint.load(path, map_location=device, config=model_cfg, required=CACHE_FIELDS)
@@ -205,7 +205,7 @@ def load_or_train_many(
         retrain: ignore existing entries and overwrite them (and train from the start,
             discarding any resume state).
         stack: train the missing models that differ only in beta, gamma or seed
-            together as one stacked model (:mod:`genvae.stack`). The default does
+            together as one stacked model (:mod:`genvae.training.stack`). The default does
             so on CUDA, where it pays, and not on a CPU, where it does not (see
             ``benchmarks/RESULTS.md``). Either way every model is saved as its own entry.
     """
@@ -330,14 +330,14 @@ def _format(metrics: dict) -> str:
 def _package_digest() -> str:
     """16 hex digits of SHA-256 over the source files of the genvae package."""
     h = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
+    for path in sorted(Path(__file__).parents[1].rglob("*.py")):  # the whole genvae package
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
 def __getattr__(name: str):
-    """``cached_eval``, ``eval_version`` and ``EVALS`` live in :mod:`genvae.evals` (kept here for old imports,
-    such as ``from genvae.cache import cached_eval``)."""
+    """``cached_eval``, ``eval_version`` and ``EVALS`` live in :mod:`genvae.storage.evals` (kept here for old imports,
+    such as ``from genvae.storage.cache import cached_eval``)."""
     if name in ("cached_eval", "eval_version", "EVALS"):
         from . import evals
 

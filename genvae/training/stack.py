@@ -18,7 +18,7 @@ member's own gradient, and Adam (an elementwise update) treats the stacked
 tensors exactly as it would treat each member's. On a GPU, where a small model
 leaves most of the chip idle, N members train in about the time of one. After
 training, :meth:`ModelStack.unstack` gives back N ordinary models, and the cache
-stores each one as its own entry (see :func:`genvae.cache.load_or_train_many`).
+stores each one as its own entry (see :func:`genvae.storage.cache.load_or_train_many`).
 
 A member trained in a stack is not bit-identical to the same configuration
 trained alone, and cannot be: its noise comes out of one batched draw, and a
@@ -39,14 +39,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import data as gdata
-from .models import ModelConfig, build_model, family, model_from_state
-from .settings import resolve_device
-from .train import History, LossFn, TrainConfig, batch_losses, training_epochs
-from .utils import init_seed
+from .. import data as gdata
+from ..models import ModelConfig, build_model, family, model_from_state
+from ..settings import resolve_device
+from . import History, LossFn, TrainConfig, batch_losses, training_epochs
+from ..utils import init_seed
 
 if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from .resume import ResumeStore
+    from ..storage.resume import ResumeStore
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")
@@ -132,7 +132,7 @@ def fit_stack(
     Every member starts from the weights it would get alone (its seed) and sees
     its own batch order; the configs may differ only in :data:`STACK_FIELDS`.
     ``resume``: save the whole stack's state after every epoch and go on from a valid saved one
-    (see :func:`genvae.train.fit`).
+    (see :func:`genvae.training.fit`).
     """
     keys = {stack_key(model_cfg, c) for c in train_cfgs}
     if len(keys) != 1:

@@ -29,7 +29,7 @@ from pathlib import Path
 __all__ = ["ROOT", "chapter_paths", "available_cpus", "plan_jobs", "ChapterRun", "execute", "execute_all",
            "fill_build_cache", "build_cache_path"]
 
-ROOT = Path(__file__).resolve().parents[1]  # the checkout: _toc.yml, book/
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: _toc.yml, book/
 
 
 def chapter_paths(root: Path = ROOT, names: list[str] | None = None) -> list[Path]:

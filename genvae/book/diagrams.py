@@ -5,7 +5,7 @@
 * :func:`reparameterisation`: where the randomness enters a VAE's forward pass, and which path the
   gradient takes, without and with the trick z = μ + σ·ε;
 * :func:`elbo_gap`: the exact posterior of a 2-D VAE beside the encoder's Gaussian, and
-  log p(x) = ELBO + KL(q(z|x) || p(z|x)) (the numbers come from :mod:`genvae.posterior`).
+  log p(x) = ELBO + KL(q(z|x) || p(z|x)) (the numbers come from :mod:`genvae.book.posterior`).
 
 The drawn parts carry names, so tests (and readers of the code) can check what a figure shows:
 every node patch has the gid ``"node:<name>:<kind>"``, every forward arrow ``"arrow:<a>-><b>"`` and every

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .latent import decode, line_path
-from .metrics import Judge, off_path_rate, switches_once
+from ..analysis.latent import decode, line_path
+from ..analysis.metrics import Judge, off_path_rate, switches_once
 
 __all__ = ["Transitions", "class_transitions", "ordered_pairs"]
 
@@ -56,7 +56,7 @@ class Transitions:
 
     def off_path_matrix(self, min_confidence: float | None = None, interior: bool = True) -> torch.Tensor:
         """``(K, K)`` share of interior frames (all frames without ``interior``) judged as neither endpoint
-        (:func:`genvae.metrics.off_path_rate`); NaN on the diagonal."""
+        (:func:`genvae.analysis.metrics.off_path_rate`); NaN on the diagonal."""
         off = torch.full((self.n_classes, self.n_classes), float("nan"), dtype=torch.float64)
         for a, b in self.pairs():
             off[a, b] = off_path_rate(self.pred[a, b], a, b, self.confidence[a, b], min_confidence, interior)

@@ -1,13 +1,13 @@
 """The KL divergence, worked by hand: the helpers of chapter 5.
 
-The closed forms themselves live in :mod:`genvae.losses` (``discrete_kl``, ``gaussian_kl_per_dim``,
+The closed forms themselves live in :mod:`genvae.models.losses` (``discrete_kl``, ``gaussian_kl_per_dim``,
 ``gaussian_kl``, ``monte_carlo_kl_with_error``). This module holds what the chapter builds around them:
 
 * :func:`term_table`: the terms of a discrete KL, one row per outcome, for a Markdown table;
 * :func:`prior_kl_reference` and :func:`quadrature_kl`: two computations of KL(q || N(0, I)) that do not
   use the closed form (``torch.distributions``, and numerical integration of the definition);
 * :func:`kl_1d` and :func:`prior_kl_map`: the one-dimensional KL at one point and on a grid of means and
-  standard deviations (the map :func:`genvae.plots.kl_landscape` draws);
+  standard deviations (the map :func:`genvae.book.plots.kl_landscape` draws);
 * :func:`sign_dropped_kl`: the closed form without its leading minus sign, which is -KL;
 * :func:`descend`: plain gradient descent on a function of ``(mu, log sigma^2)``;
 * :class:`Mixture1D`, :func:`grid_kl` and :func:`fit_gaussian`: a single Gaussian fitted to a two-mode
@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Independent, Normal, kl_divergence
 
-from . import losses
-from .gaussian import gaussian_log_density
+from ..models import losses
+from ..gaussian import gaussian_log_density
 
 __all__ = [
     "term_table", "prior_kl_reference", "quadrature_kl", "kl_1d", "prior_kl_map", "sign_dropped_kl", "descend",
@@ -73,7 +73,7 @@ def prior_kl_reference(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(q || N(0, I)) from ``torch.distributions``, summed over latents and averaged over the batch.
 
     ``mu`` and ``logvar`` are ``(B, D)``. An implementation written by other people, with the same
-    reduction as :func:`genvae.losses.gaussian_kl`, so the two can be compared number for number.
+    reduction as :func:`genvae.models.losses.gaussian_kl`, so the two can be compared number for number.
     """
     q = Independent(Normal(mu, torch.exp(0.5 * logvar)), 1)
     p = Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)
@@ -102,7 +102,7 @@ def quadrature_kl(mu: Tensor, logvar: Tensor) -> float:
 
     ``mu`` and ``logvar`` are ``(B, D)``. A diagonal Gaussian and the prior both factorise over the
     dimensions, so the KL is a sum of one-dimensional integrals; each is integrated from the
-    definition, without the closed form. Reduced like :func:`genvae.losses.gaussian_kl`: summed over
+    definition, without the closed form. Reduced like :func:`genvae.models.losses.gaussian_kl`: summed over
     latents, averaged over the batch.
     """
     mu_np = mu.detach().cpu().double().numpy()
@@ -112,7 +112,7 @@ def quadrature_kl(mu: Tensor, logvar: Tensor) -> float:
 
 
 def kl_1d(mu: float, sigma: float) -> float:
-    """KL(N(mu, sigma^2) || N(0, 1)) in nats, from the closed form (:func:`genvae.losses.gaussian_kl_per_dim`)."""
+    """KL(N(mu, sigma^2) || N(0, 1)) in nats, from the closed form (:func:`genvae.models.losses.gaussian_kl_per_dim`)."""
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     mu_t = torch.tensor(float(mu), dtype=torch.float64)
@@ -125,7 +125,7 @@ def prior_kl_map(mu_axis, sigma_axis) -> np.ndarray:
 
     Returns a float64 array of shape ``(len(sigma_axis), len(mu_axis))``: rows follow sigma and columns mu,
     the layout ``matplotlib``'s ``contourf(mu_axis, sigma_axis, kl)`` expects. Computed with the closed form
-    (:func:`genvae.losses.gaussian_kl_per_dim`); every sigma must be positive.
+    (:func:`genvae.models.losses.gaussian_kl_per_dim`); every sigma must be positive.
     """
     mu_axis = np.asarray(mu_axis, dtype=np.float64)
     sigma_axis = np.asarray(sigma_axis, dtype=np.float64)
@@ -143,7 +143,7 @@ def sign_dropped_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
     It lacks the leading minus sign, so it equals -KL: never positive, zero only at the prior. It is the
     correct *ELBO* term (which is maximised) and a wrong *loss* (which is minimised). Shapes as
-    :func:`genvae.losses.gaussian_kl_per_dim`.
+    :func:`genvae.models.losses.gaussian_kl_per_dim`.
     """
     return 0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 

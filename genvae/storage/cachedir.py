@@ -2,14 +2,14 @@
 
 The cache root (:func:`genvae.settings.cache_root`, or ``--cache DIR``) holds::
 
-    <name>-<key>/                 an entry, a checkpoint folder (genvae.checkpoint):
+    <name>-<key>/                 an entry, a checkpoint folder (genvae.storage.checkpoint):
         model.safetensors           the weights
         meta.json                   configs, metrics, history, the weights' SHA-256
-        evals.json                  evaluations kept with the model (genvae.evals.cached_eval), optional
+        evals.json                  evaluations kept with the model (genvae.storage.evals.cached_eval), optional
         .<file>.<random>.tmp        a file being saved, renamed into place when complete
     <name>-<key>.resume/          the state of an interrupted training of that entry (written by the trainer)
 
-``key`` is :func:`genvae.cache.cache_key` of the entry's configs and mode. An entry is
+``key`` is :func:`genvae.storage.cache.cache_key` of the entry's configs and mode. An entry is
 *ok* (both files, a sidecar with every field the cache reads), *partial* (no sidecar:
 a save that never finished) or *corrupt* (anything else); :func:`verify` also reads
 every byte (checksums, safetensors headers, loading the model into its configuration).
@@ -37,9 +37,9 @@ import torch
 
 from . import checkpoint
 from .cache import CACHE_FIELDS, cache_key, load_entry
-from .models import ModelConfig
+from ..models import ModelConfig
 from .resume import SUFFIX as RESUME
-from .training import TrainConfig
+from ..training import TrainConfig
 
 ENTRY_NAME = re.compile(r"^(?P<slug>.+)-(?P<key>[0-9a-f]{16})$")
 STALE_SECONDS = 600  # a save renames its temporary file within seconds; a training writes its resume state every epoch
@@ -146,7 +146,7 @@ def scan(root: str | Path | None = None, *, known: Mapping[str, tuple[str, bool,
     :func:`prune` removes. It is a required argument, so that no caller prunes with an empty map by accident.
     Reads sidecars, not weights: see :func:`verify` for that. A root that does not exist is an empty cache.
     """
-    from .settings import cache_root
+    from ..settings import cache_root
 
     root = Path(root).expanduser().resolve() if root is not None else cache_root()
     if root.exists() and not root.is_dir():

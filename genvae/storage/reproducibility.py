@@ -2,7 +2,7 @@
 
 Randomness
     Every random draw of training and evaluation goes through an explicit :class:`torch.Generator`
-    (:mod:`genvae.train` lists them); torch's global RNG is never seeded or advanced by training,
+    (:mod:`genvae.training` lists them); torch's global RNG is never seeded or advanced by training,
     evaluating or loading a model. Initial weights are drawn on the CPU from the seed, so they are the
     same on every device.
 
@@ -12,7 +12,7 @@ CPU: bit-identical
     ``tests/test_reproducibility.py``; a run resumed after an interruption included). The thread
     count matters: convolutions split their sums by thread, so a convolutional autoencoder trained
     with 1 and with 2 threads ends with other bits (measured), and so does another instruction set
-    (AVX2 against AVX-512 kernels). A stacked grid (:mod:`genvae.stack`) is not bit-identical to its
+    (AVX2 against AVX-512 kernels). A stacked grid (:mod:`genvae.training.stack`) is not bit-identical to its
     members trained alone.
 
 CUDA: close, not identical to the CPU

@@ -34,14 +34,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import __version__
-from .models import ModelConfig, build_model, model_from_state
-from .settings import resolve_device
-from .utils import file_digest
+from .. import __version__
+from ..models import ModelConfig, build_model, model_from_state
+from ..settings import resolve_device
+from ..utils import file_digest
 
 WEIGHTS = "model.safetensors"
 META = "meta.json"
-EVALS = "evals.json"  # evaluations kept with the weights (genvae.evals.cached_eval), removed when they change
+EVALS = "evals.json"  # evaluations kept with the weights (genvae.storage.evals.cached_eval), removed when they change
 REQUIRED = ("model_config", "weights_sha256")  # the sidecar fields every checkpoint needs
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import check_codes, check_count, check_images, check_labels, check_same_length
-from .gaussian import gaussian_log_density
-from .losses import decoder_log_prob, gaussian_kl
-from .models.registry import is_conditional
-from .utils import batched, eval_mode, inference_batch, noise_generator
+from ..checks import check_codes, check_count, check_images, check_labels, check_same_length
+from ..gaussian import gaussian_log_density
+from ..models.losses import decoder_log_prob, gaussian_kl
+from ..models.registry import is_conditional
+from ..utils import batched, eval_mode, inference_batch, noise_generator
 
 __all__ = [
     "test_split", "test_subset", "disjoint_subsets", "sample_quality", "latent_report", "reconstruction_mse", "elbo", "iwae_bound", "knn_accuracy", "silhouette",
@@ -171,9 +171,9 @@ def latent_report(model: nn.Module, dataset: str = "mnist", knn_k: int = 5) -> d
     training codes, scored on the test codes), ``silhouette`` of the test codes by
     class; for VAEs ``active units``, for the multi-stage VAE ``head accuracy``
     (its classifier head on the test codes). Costs a pass over the training set;
-    chapters keep it with the model through :func:`genvae.cache.cached_eval`.
+    chapters keep it with the model through :func:`genvae.storage.evals.cached_eval`.
     """
-    from . import data as gdata
+    from .. import data as gdata
     from .latent import encode
 
     d = gdata.load(dataset)
@@ -343,7 +343,7 @@ class Judge:
     ``classifier``: a module whose output has ``.logits`` ``(B, K)`` and, for :meth:`features` and
     :meth:`judgement`, ``.features`` ``(B, F)`` (:class:`~genvae.models.classifier.Classifier`); a Judge
     works too (its classifier and, unless ``batch_size`` is given, its batch size are used). Functions that
-    take "a judge" (:func:`class_changes`, :func:`genvae.transitions.class_transitions`, the explorer) accept
+    take "a judge" (:func:`class_changes`, :func:`genvae.book.transitions.class_transitions`, the explorer) accept
     either, through :meth:`of`.
     """
 
@@ -495,10 +495,10 @@ def code_gain(model: nn.Module, x: torch.Tensor, recon: str = "mse") -> dict[str
     is what the code's information lowers the term by; ``"kl"`` is what the encoder pays for it (nats per
     image, the closed form at its posterior), and ``"gain per nat"`` their ratio. A VAE's term is its
     pixel reconstruction loss (``recon``, summed over pixels); a VAE-GAN's is the feature reconstruction
-    loss in its discriminator's features (:func:`genvae.losses.feature_reconstruction_loss`). At the same
+    loss in its discriminator's features (:func:`genvae.models.losses.feature_reconstruction_loss`). At the same
     beta, a term that drops more per nat of code makes more code units worth their KL.
     """
-    from .losses import feature_reconstruction_loss, reconstruction_loss
+    from ..models.losses import feature_reconstruction_loss, reconstruction_loss
 
     check_images(x, values=True)
     with eval_mode(model) as dev:
@@ -626,13 +626,13 @@ def latent_row(trained, kind: str, beta: float, knn_k: int = 5, dataset: str = "
     """One row of the latent-effects tables (chapter 7): what a trained model's code does, by name.
 
     ``report`` defaults to :func:`latent_report` of ``trained.model``, kept with the model by
-    :func:`genvae.cache.cached_eval` (it costs a pass over the training set). ``KL`` is the model's
+    :func:`genvae.storage.evals.cached_eval` (it costs a pass over the training set). ``KL`` is the model's
     KL term per image on the test set as training recorded it (``trained.metrics["kl"]``; NaN for an
     autoencoder): an upper bound on the information the code carries about x, in nats. ``collapsed``
     flags a VAE with 0 active units (:func:`is_collapsed`); for an autoencoder it is False.
     """
     if report is None:
-        from .cache import cached_eval  # the cache imports the trainer, which imports this module
+        from ..storage.cache import cached_eval  # the cache imports the trainer, which imports this module
 
         report = cached_eval(trained, latent_report, dataset, knn_k=knn_k)
     active = report.get("active units", math.nan)

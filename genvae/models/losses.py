@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .gaussian import gaussian_log_density
+from ..gaussian import gaussian_log_density
 from .outputs import AEOutput, ClassifierOutput, GANOutput, MultiStageOutput, VAEGANOutput, VAEOutput
 
 RECON_KINDS = ("mse", "bce")
@@ -277,7 +277,7 @@ def feature_reconstruction_loss(recon_features: Tensor, real_features: Tensor) -
 
 def gan_loss(out: GANOutput, adversarial: str = "nonsaturating") -> LossParts:
     """Both players' losses of one round; ``total`` is their sum, for monitoring only: in training each
-    player follows its own part (:func:`genvae.train.adversarial_step`)."""
+    player follows its own part (:func:`genvae.training.adversarial_step`)."""
     d = discriminator_loss(out.real_logits, out.fake_logits)
     g = generator_loss(out.fake_logits, adversarial)
     return LossParts(total=d + g, d=d, g=g)
@@ -292,7 +292,7 @@ def vaegan_losses(out: VAEGANOutput, beta: float = 1.0, adv_weight: float = 1.0,
       reconstructions and prior samples).
 
     The third player, the discriminator, has the GAN's :func:`discriminator_loss`, real against both kinds
-    of generated images; :func:`genvae.train.adversarial_step` takes its step first, on detached fakes.
+    of generated images; :func:`genvae.training.adversarial_step` takes its step first, on detached fakes.
     """
     feature = feature_reconstruction_loss(out.recon_features, out.real_features)
     kl = gaussian_kl(out.mu, out.logvar)
@@ -307,13 +307,13 @@ def objective(out, x: Tensor, y: Tensor, *, recon: str = "mse", beta: float = 1.
 
     Each model family registers the loss of its output type (``@objective.register(MyOutput)``, a function
     taking the same arguments); the most specific registered type wins, so a subclass of
-    :class:`~genvae.outputs.VAEOutput` with a loss of its own is never scored as a plain VAE. Each loss
+    :class:`~genvae.models.outputs.VAEOutput` with a loss of its own is never scored as a plain VAE. Each loss
     uses the keywords it needs and ignores the others. For the adversarial models, ``total`` is the sum of
     the players' losses: one number to watch and to test gradients with. Their training never descends it;
     each player follows its own part (the family's ``train_step``).
     """
     raise TypeError(f"no loss defined for {type(out).__name__}: register one with "
-                    "@genvae.losses.objective.register(" + type(out).__name__ + ")")
+                    "@genvae.models.losses.objective.register(" + type(out).__name__ + ")")
 
 
 @objective.register(AEOutput)

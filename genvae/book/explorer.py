@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
-from . import frontend
-from .latent import CodePlane, centroids, decode
-from .metrics import Judge
+from .. import frontend
+from ..analysis.latent import CodePlane, centroids, decode
+from ..analysis.metrics import Judge
 
 __all__ = ["Frame", "frames", "Loop", "centroid_loop", "ExplorerFigure", "LatentExplorer", "widget",
            "animation_html", "show", "FIGSIZE", "DPI"]
@@ -67,7 +67,7 @@ def frames(model: nn.Module, classifier: nn.Module, points: torch.Tensor,
            plane: CodePlane | None = None) -> list[Frame]:
     """Decode the points ``(N, 2)`` of the plane and judge the images, in one batch each.
 
-    Without ``plane`` the points are the codes (a 2-D model); with one (:class:`~genvae.latent.CodePlane`)
+    Without ``plane`` the points are the codes (a 2-D model); with one (:class:`~genvae.analysis.latent.CodePlane`)
     they are lifted to the model's D-dimensional codes first.
     """
     points = torch.as_tensor(points, dtype=torch.float32).reshape(-1, 2)  # (N, 2)

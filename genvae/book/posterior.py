@@ -31,9 +31,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .gaussian import LOG2PI, gaussian_log_density
-from .losses import decoder_log_prob
-from .utils import eval_mode
+from ..gaussian import LOG2PI, gaussian_log_density
+from ..models.losses import decoder_log_prob
+from ..utils import eval_mode
 
 __all__ = ["GridPosterior", "log_joint", "posterior_from_log_joint", "grid_posterior",
            "grid_elbo", "GapSplit", "split_gap", "aggregate_log_density", "prior_hole_mass",
@@ -86,7 +86,7 @@ def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor, recon: str = "
     """log p(x|z) + log p(z) of one image ``x`` ``(1, 28, 28)`` at codes ``z`` ``(G, D)``: ``(G,)`` in float64.
 
     The decoder's likelihood is the one the model was trained with (``recon``, see
-    :func:`genvae.losses.decoder_log_prob`, constants included), the prior is N(0, I).
+    :func:`genvae.models.losses.decoder_log_prob`, constants included), the prior is N(0, I).
     """
     out = []
     with eval_mode(model) as dev:
@@ -240,7 +240,7 @@ def aggregate_log_density(mu: torch.Tensor, logvar: torch.Tensor, points: torch.
 
     ``mu`` and ``logvar`` ``(N, D)`` are the encoder's outputs for N images; ``points`` is ``(G, 2)``; the
     result is ``(G,)`` in float64. It is exact: the mixture of the images' Gaussians, not a kernel estimate.
-    With D = 2 and no ``plane`` the points are codes. With a ``plane`` (a :class:`genvae.latent.CodePlane`)
+    With D = 2 and no ``plane`` the points are codes. With a ``plane`` (a :class:`genvae.analysis.latent.CodePlane`)
     they are plane coordinates, and the density is that of the codes' projection: each q(z|x_n) projects to
     a 2-D Gaussian with mean ``plane.project(mu_n)`` and covariance ``B diag(sigma_n^2) B^T``. The prior
     N(0, I) projects to N(``plane.project(0)``, I), since the plane's basis B is orthonormal.

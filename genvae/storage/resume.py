@@ -1,6 +1,6 @@
 """Resume states: an interrupted training goes on from its last finished epoch.
 
-At the end of every epoch but the last, the training loop (:func:`genvae.train.training_epochs`)
+At the end of every epoch but the last, the training loop (:func:`genvae.training.training_epochs`)
 writes everything the next epoch depends on into a *resume folder*:
 
 * the weights and buffers of the model (or of a stack of models);
@@ -20,7 +20,7 @@ The files are safetensors and JSON, never pickle. Optimiser states are flattened
 replaces the old one in one rename, and only then is the previous tensor file deleted. A crash or
 Ctrl-C at any moment therefore leaves the previous complete state or the new one, never a mix. The
 cache keeps the folder beside the entry it will become (``<entry>.resume``) and deletes it once the
-entry is saved (:func:`genvae.cache.load_or_train_many`).
+entry is saved (:func:`genvae.storage.cache.load_or_train_many`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from .utils import file_digest
+from ..utils import file_digest
 
 FORMAT = 1
 INDEX = "resume.json"

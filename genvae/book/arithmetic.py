@@ -9,7 +9,7 @@ Works for the three models of chapter 11 alike:
   kept and only the label changes: decode ``z`` as class ``b``.
 
 Attribute directions follow the recipe of word-vector arithmetic (Mikolov et al., 2013) with
-measured attributes (:mod:`genvae.morpho`) in place of words: within a class, the mean code of
+measured attributes (:mod:`genvae.book.morpho`) in place of words: within a class, the mean code of
 the images in the top quartile of an attribute minus the mean code of the bottom quartile.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .latent import decode, encode  # noqa: F401  (one encode/decode for every model; y for a conditional one)
-from .models.registry import is_conditional
+from ..analysis.latent import decode, encode  # noqa: F401  (one encode/decode for every model; y for a conditional one)
+from ..models.registry import is_conditional
 
 __all__ = [
     "is_conditional", "encode", "decode", "transfer", "attribute_directions", "sweep", "Sweep",
@@ -101,7 +101,7 @@ def sweep(model: nn.Module, codes: torch.Tensor, labels: torch.Tensor, direction
     """Decode ``codes + t * directions[labels]`` for each ``t`` in ``steps``, as each code's own class.
 
     ``measure(images) -> (N,)`` measures the attribute (e.g. ``lambda x: morpho.measure(x).thickness``);
-    ``judge_pred(images) -> (N,)`` gives the judge's classes, e.g. ``judge.predict`` of a :class:`~genvae.metrics.Judge`.
+    ``judge_pred(images) -> (N,)`` gives the judge's classes, e.g. ``judge.predict`` of a :class:`~genvae.analysis.metrics.Judge`.
     """
     steps = torch.as_tensor(steps, dtype=codes.dtype)
     images, values, kept = [], [], []

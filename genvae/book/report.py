@@ -24,7 +24,7 @@ import math
 import numbers
 from collections.abc import Iterable, Sequence
 
-from . import settings
+from .. import settings
 
 __all__ = ["verdict", "how_often", "table", "show", "quick_note", "dataset_note",
            "digits_only", "bullets", "noun", "note"]
@@ -105,7 +105,7 @@ QUICK_NOTE = (
 def quick_note() -> None:
     """In quick mode, show a visible note that the page's numbers come from small runs; otherwise nothing."""
     if settings.quick_mode():
-        from .train import QUICK_EPOCHS, QUICK_TRAIN_SIZE
+        from ..training import QUICK_EPOCHS, QUICK_TRAIN_SIZE
 
         show(note(QUICK_NOTE.format(epochs=QUICK_EPOCHS, subset=f"{QUICK_TRAIN_SIZE:,} training images")))
 
@@ -133,7 +133,7 @@ def dataset_note(dataset: str) -> str | None:
     text); for MNIST nothing is shown and ``None`` is returned."""
     if dataset == "mnist":
         return None
-    from .data import DATASETS
+    from ..data import DATASETS
 
     spec = DATASETS[dataset]
     text = note(DATASET_NOTE.format(title=TITLES.get(dataset, dataset), name=dataset, classes=", ".join(spec.classes)))

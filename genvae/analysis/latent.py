@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import check_codes, check_count, check_images, check_labels
-from .models.registry import is_conditional
-from .utils import batched, eval_mode, inference_batch
+from ..checks import check_codes, check_count, check_images, check_labels
+from ..models.registry import is_conditional
+from ..utils import batched, eval_mode, inference_batch
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
@@ -306,7 +306,7 @@ def style_alignment(z: torch.Tensor, y: torch.Tensor, style: torch.Tensor,
 
     For each class ``k``, the codes of class ``k`` are projected on their first principal direction (the
     long axis of the class's cluster, its "arm"), and the result is the absolute Pearson correlation
-    between that position and ``style`` (one number per image, e.g. :func:`genvae.morpho.thickness`).
+    between that position and ``style`` (one number per image, e.g. :func:`genvae.book.morpho.thickness`).
     ``z``: codes ``(N, D)``; ``y``: labels ``(N,)``; ``style``: ``(N,)``. Returns ``(K,)`` in [0, 1]
     (0 for a class whose codes or style values do not vary). ``axis=1`` uses the second principal
     direction instead (the cluster's short axis in 2-D), a control for the long axis.
@@ -340,7 +340,7 @@ def grid_codes(n: int, extent: tuple[float, float, float, float] = (-3, 3, -3, 3
     """The codes ``(n*n, D)`` of an ``n`` x ``n`` grid over ``extent`` = (x0, x1, y0, y1), in reading order.
 
     Row by row from the top (largest second coordinate) down, left to right in each row: the order in
-    which :func:`genvae.plots.latent_grid` tiles their decodings. Without ``plane`` the grid is 2-D codes;
+    which :func:`genvae.book.plots.latent_grid` tiles their decodings. Without ``plane`` the grid is 2-D codes;
     with one (:class:`CodePlane`) it is the plane's points lifted to D-dimensional codes.
     """
     x0, x1, y0, y1 = extent
@@ -373,7 +373,7 @@ def encode_gaussian(model: nn.Module, x: torch.Tensor, batch_size: int | None = 
 
     Together the N Gaussians make the *aggregate posterior* q(z) = (1/N) sum_n q(z | x_n), the
     distribution of codes that the decoder meets in training, which the prior N(0, I) need not match
-    (:func:`genvae.posterior.aggregate_log_density`).
+    (:func:`genvae.book.posterior.aggregate_log_density`).
     """
     check_images(x, values=True)
     mus, logvars = [], []

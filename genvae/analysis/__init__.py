@@ -1,0 +1,5 @@
+"""Analysis: numbers about trained models and the images they make.
+
+Chapters use :mod:`genvae.analysis.metrics` (``from genvae import metrics``), which gathers the metrics
+modules, and :mod:`genvae.analysis.latent` for work in a model's code space.
+"""
