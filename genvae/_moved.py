@@ -1,6 +1,6 @@
 """Old import paths of modules that moved when the package took its layered layout.
 
-``import genvae.train`` and ``from genvae.metrics import judge`` keep working: each old name in
+``import genvae.train`` and ``from genvae.metrics import Judge`` keep working: each old name in
 :data:`MOVED` is the *same module object* as its new home (so a monkeypatch through either name
 patches both). The alias is made by a finder on :data:`sys.meta_path`, installed when ``genvae`` is
 imported, so the old names need no files of their own.

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genvae import metrics
+from genvae.book import tables
 
 
 @pytest.fixture
@@ -22,33 +22,33 @@ def comparison() -> pd.DataFrame:
 
 
 def test_ratio_divides_the_named_rows(comparison):
-    assert metrics.ratio(comparison, (16, "MLP"), (16, "convolutional"), "test MSE") == pytest.approx(1.5)
-    assert metrics.ratio(comparison, (2, "MLP"), (2, "convolutional"), "parameters") == pytest.approx(
+    assert tables.ratio(comparison, (16, "MLP"), (16, "convolutional"), "test MSE") == pytest.approx(1.5)
+    assert tables.ratio(comparison, (2, "MLP"), (2, "convolutional"), "parameters") == pytest.approx(
         1_068_306 / 420_707)
     # The reverse ratio is the reciprocal, and a flat index works too.
     flat = comparison.loc[16]
-    assert metrics.ratio(flat, "convolutional", "MLP", "test MSE") == pytest.approx(1 / 1.5)
-    assert isinstance(metrics.ratio(comparison, (2, "MLP"), (2, "MLP"), "parameters"), float)
+    assert tables.ratio(flat, "convolutional", "MLP", "test MSE") == pytest.approx(1 / 1.5)
+    assert isinstance(tables.ratio(comparison, (2, "MLP"), (2, "MLP"), "parameters"), float)
 
 
 def test_ratio_errors(comparison):
     comparison.loc[(2, "MLP"), "test MSE"] = 0.0
     with pytest.raises(ZeroDivisionError, match="undefined"):
-        metrics.ratio(comparison, (16, "MLP"), (2, "MLP"), "test MSE")
+        tables.ratio(comparison, (16, "MLP"), (2, "MLP"), "test MSE")
     with pytest.raises(KeyError):
-        metrics.ratio(comparison, (16, "MLP"), (16, "small"), "test MSE")
+        tables.ratio(comparison, (16, "MLP"), (16, "small"), "test MSE")
 
 
 def test_relative_spread_against_numpy():
     rng = np.random.default_rng(0)
     values = rng.uniform(0.01, 0.05, size=7)
-    assert metrics.relative_spread(values) == pytest.approx(np.ptp(values) / values.min())
-    assert metrics.relative_spread([0.04, 0.042]) == pytest.approx(0.05)
-    assert metrics.relative_spread([0.03]) == 0.0  # one value: no spread
-    assert metrics.relative_spread(pd.Series([2.0, 1.0, 4.0])) == pytest.approx(3.0)  # order does not matter
+    assert tables.relative_spread(values) == pytest.approx(np.ptp(values) / values.min())
+    assert tables.relative_spread([0.04, 0.042]) == pytest.approx(0.05)
+    assert tables.relative_spread([0.03]) == 0.0  # one value: no spread
+    assert tables.relative_spread(pd.Series([2.0, 1.0, 4.0])) == pytest.approx(3.0)  # order does not matter
 
 
 @pytest.mark.parametrize("bad", [[], [0.0, 1.0], [-1.0, 1.0], [1.0, float("nan")], [1.0, float("inf")]])
 def test_relative_spread_rejects_what_it_cannot_compare(bad):
     with pytest.raises(ValueError):
-        metrics.relative_spread(bad)
+        tables.relative_spread(bad)

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from genvae import latent, metrics
+from genvae.book import tables
 
 from conftest import images
 
@@ -52,19 +53,19 @@ def _report(active=None, head=None):
 
 def test_latent_row_flags_collapse_from_the_active_units():
     vae = SimpleNamespace(metrics={"kl": 4.5})
-    row = metrics.latent_row(vae, "VAE", 1.0, report=_report(active=2))
+    row = tables.latent_row(vae, "VAE", 1.0, report=_report(active=2))
     assert row["KL"] == 4.5 and row["active units"] == 2 and row["collapsed"] is False
     assert math.isnan(row["head accuracy"])
     # A posterior mean that does not move across the data: no active unit, so a collapsed model.
     mu = torch.randn(500, 2, generator=torch.Generator().manual_seed(0)) * 0.01
-    collapsed = metrics.latent_row(vae, "VAE", 10.0, report=_report(active=metrics.active_units(mu)))
+    collapsed = tables.latent_row(vae, "VAE", 10.0, report=_report(active=metrics.active_units(mu)))
     assert collapsed["active units"] == 0 and collapsed["collapsed"] is True
-    ms = metrics.latent_row(vae, "multi-stage", 1.0, report=_report(active=2, head=0.9))
+    ms = tables.latent_row(vae, "multi-stage", 1.0, report=_report(active=2, head=0.9))
     assert ms["head accuracy"] == 0.9
 
 
 def test_latent_row_of_an_autoencoder_has_no_kl_and_is_never_collapsed():
-    row = metrics.latent_row(SimpleNamespace(metrics={}), "AE", math.nan, report=_report())
+    row = tables.latent_row(SimpleNamespace(metrics={}), "AE", math.nan, report=_report())
     assert math.isnan(row["KL"]) and math.isnan(row["active units"]) and row["collapsed"] is False
     assert list(row)[:2] == ["model", "beta"]
 
@@ -76,13 +77,13 @@ def test_latent_row_computes_the_report_once_through_the_cache(tmp_path, monkeyp
         calls.append((dataset, knn_k))
         return _report(active=1)
 
-    monkeypatch.setattr(metrics, "latent_report", fake_report)
+    monkeypatch.setattr(tables, "latent_report", fake_report)
     trained = SimpleNamespace(name="m", model=nn.Linear(1, 1), metrics={"kl": 1.0}, path=tmp_path, saved=True)
-    first = metrics.latent_row(trained, "VAE", 1.0, knn_k=3)
-    second = metrics.latent_row(trained, "VAE", 1.0, knn_k=3)
+    first = tables.latent_row(trained, "VAE", 1.0, knn_k=3)
+    second = tables.latent_row(trained, "VAE", 1.0, knn_k=3)
     assert first == second and calls == [("mnist", 3)]
     assert (tmp_path / "evals.json").exists()
-    metrics.latent_row(trained, "VAE", 1.0, knn_k=7)  # another k is another evaluation
+    tables.latent_row(trained, "VAE", 1.0, knn_k=7)  # another k is another evaluation
     assert calls == [("mnist", 3), ("mnist", 7)]
 
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from .. import frontend
 from ..analysis.latent import CodePlane, centroids, decode
-from ..analysis.metrics import Judge
+from ..analysis.judge import Judge
 
 __all__ = ["Frame", "frames", "Loop", "centroid_loop", "ExplorerFigure", "LatentExplorer", "widget",
            "animation_html", "show", "FIGSIZE", "DPI"]

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from ..analysis.latent import decode, line_path
-from ..analysis.metrics import Judge, off_path_rate, switches_once
+from ..analysis.judge import Judge
+from ..analysis.paths import off_path_rate, switches_once
 
 __all__ = ["Transitions", "class_transitions", "ordered_pairs"]
 

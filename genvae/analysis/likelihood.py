@@ -1,0 +1,136 @@
+"""How well a model explains the data: per-pixel reconstruction error, the ELBO and the IWAE bound (per image, in nats),
+and what one nat of code buys."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..checks import check_count, check_images, check_labels
+from ..gaussian import gaussian_log_density
+from ..models.losses import decoder_log_prob, gaussian_kl
+from ..models.registry import is_conditional
+from ..utils import batched, eval_mode, inference_batch, noise_generator
+
+
+@torch.no_grad()
+def reconstruction_mse(model: nn.Module, x: torch.Tensor, batch_size: int | None = None,
+                       y: torch.Tensor | None = None) -> float:
+    """Mean squared error per pixel between images and their deterministic reconstructions
+    (a class-conditional model is given the classes ``y``)."""
+    conditional = is_conditional(model)
+    if conditional and y is None:
+        raise ValueError("a conditional model reconstructs with the class of every image: pass y")
+    check_images(x, values=True)  # once, here: the batches then move to the model's device unchecked
+    if conditional:
+        check_labels(y, model.config.n_classes, batch=len(x), values=True)
+
+    def squared_error(xb: torch.Tensor, *yb: torch.Tensor) -> torch.Tensor:  # one batch's sum, as (1,)
+        return (model.reconstruct(xb, *yb) - xb).pow(2).sum().reshape(1)
+
+    per_batch = batched(model, squared_error, *((x, y) if conditional else (x,)), batch_size=batch_size)
+    total = 0.0
+    for s in per_batch.tolist():  # in float64, batch after batch (Python 3.12's sum() would compensate)
+        total += s
+    return total / x.numel()
+
+
+@torch.no_grad()
+def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int | None = None, seed: int = 0) -> dict[str, float]:
+    """The ELBO of a VAE, per image in nats, split into its parts (one z sample per image).
+
+    Returns ``{"recon_nll": E_q[-log p(x|z)], "kl": KL(q||p), "elbo": -(recon_nll + kl)}``.
+    The z samples come from a generator on the model's device seeded with ``seed``.
+    """
+    _check_vae(model, "elbo")
+    check_images(x, values=True)
+    with eval_mode(model) as dev:
+        g = noise_generator(seed, dev)
+        nll = torch.zeros((), dtype=torch.float64, device=dev)
+        kl = torch.zeros((), dtype=torch.float64, device=dev)
+        for xb in x.split(batch_size or inference_batch(dev)):
+            xb = xb.to(dev)
+            out = model(xb, generator=g)
+            nll -= decoder_log_prob(out.x_logits, xb, recon).sum()
+            kl += gaussian_kl(out.mu, out.logvar) * len(xb)
+    nll, kl, n = float(nll), float(kl), len(x)
+    return {"recon_nll": nll / n, "kl": kl / n, "elbo": -(nll + kl) / n}
+
+
+@torch.no_grad()
+def iwae_bound(
+    model: nn.Module, x: torch.Tensor, k: int = 1000, recon: str = "mse",
+    batch_size: int = 500, max_codes: int = 16_384, seed: int = 0,
+) -> float:
+    """Importance-weighted lower bound on log p(x) (Burda et al., 2016), mean per image in nats.
+
+    log p(x) >= E[log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)], z_i ~ q(z|x).
+    k = 1 gives the ELBO; the bound tightens as k grows. Runs where the model
+    is: ``batch_size`` images at a time, decoding at most ``max_codes`` codes in
+    one call (which bounds the memory), and summing on the device. The importance samples come from a
+    generator on the model's device seeded with ``seed``.
+    """
+    _check_vae(model, "iwae_bound")
+    check_images(x, values=True)
+    k, batch_size, max_codes = check_count(k, "k"), check_count(batch_size, "batch_size"), check_count(max_codes, "max_codes")
+    with eval_mode(model) as dev:
+        g = noise_generator(seed, dev)
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        for xb in x.split(batch_size):
+            xb = xb.to(dev)
+            mu, logvar = model.encode(xb)  # (B, D)
+            std = torch.exp(0.5 * logvar)
+            chunk = max(1, min(k, max_codes // len(xb)))  # importance samples per decoder call
+            log_w = []
+            for start in range(0, k, chunk):
+                eps = torch.randn(min(chunk, k - start), *mu.shape, generator=g, device=dev)  # (S, B, D)
+                z = mu + std * eps
+                x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
+                log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
+                log_pz = gaussian_log_density(z)  # the prior N(0, I)
+                log_qz = gaussian_log_density(eps, logvar=logvar, standardised=True)  # q(z|x) at z = mu + std * eps
+                log_w.append(log_px + log_pz - log_qz)
+            total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
+    return float(total) / len(x)
+
+
+def _check_vae(model: nn.Module, what: str) -> None:
+    """A likelihood bound needs q(z|x): a model with ``encode`` giving (mu, logvar) and no labels."""
+    if not hasattr(model, "encode") or is_conditional(model):
+        raise ValueError(f"{what} needs a VAE (a model with encode(x) -> mu, logvar), got {type(model).__name__}")
+
+
+@torch.no_grad()
+def code_gain(model: nn.Module, x: torch.Tensor, recon: str = "mse") -> dict[str, float]:
+    """What a VAE's or VAE-GAN's code buys, per image of ``x``, in the reconstruction term it trains on.
+
+    The term is computed twice: with every image decoded from its posterior mean, and with every image
+    decoded from z = 0, the prior's mean, which says nothing about the image. Their difference, ``"gain"``,
+    is what the code's information lowers the term by; ``"kl"`` is what the encoder pays for it (nats per
+    image, the closed form at its posterior), and ``"gain per nat"`` their ratio. A VAE's term is its
+    pixel reconstruction loss (``recon``, summed over pixels); a VAE-GAN's is the feature reconstruction
+    loss in its discriminator's features (:func:`genvae.models.losses.feature_reconstruction_loss`). At the same
+    beta, a term that drops more per nat of code makes more code units worth their KL.
+    """
+    from ..models.losses import feature_reconstruction_loss, reconstruction_loss
+
+    check_images(x, values=True)
+    with eval_mode(model) as dev:
+        with_code, without, kl = [], [], []
+        for xb in x.split(inference_batch(dev)):
+            xb = xb.to(dev)
+            mu, logvar = model.encode(xb)
+            kl.append(float(gaussian_kl(mu, logvar)) * len(xb))
+            logits_code, logits_none = model.decode(mu), model.decode(torch.zeros_like(mu))
+            if getattr(model.config, "kind", "") == "vaegan":
+                target = model.discriminate(xb).features
+                term = lambda logits: feature_reconstruction_loss(model.discriminate(torch.sigmoid(logits)).features, target)
+            else:
+                term = lambda logits: reconstruction_loss(logits, xb, recon)
+            with_code.append(float(term(logits_code)) * len(xb))
+            without.append(float(term(logits_none)) * len(xb))
+    n = len(x)
+    w, wo, k = sum(with_code) / n, sum(without) / n, sum(kl) / n
+    return {"without code": wo, "with code": w, "gain": wo - w, "kl": k, "gain per nat": (wo - w) / k if k > 0 else math.inf}
