@@ -50,8 +50,10 @@ def inference_batch(device: torch.device) -> int:
 
 def batched(model: nn.Module, call, *tensors: torch.Tensor, batch_size: int | None = None):
     """``call`` over matching slices of ``tensors``, in eval mode on ``model``'s device, without gradients:
-    the one inference loop of the package. Tensor results are concatenated on the CPU; a dataclass of tensors
-    (a :class:`~genvae.models.outputs.DiscriminatorOutput`...) comes back as one, its fields concatenated.
+    the one inference loop of the package. Tensor results are concatenated on the CPU; a tuple of tensors comes
+    back as a tuple, and a dataclass of tensors (a :class:`~genvae.models.outputs.DiscriminatorOutput`...) as one,
+    part by part or field by field. A ``call`` that returns one batch's sums as a ``(1, ...)`` tensor gets them
+    all, in order, for the caller to add up as it likes.
 
     ``batch_size``: inputs per call (default :func:`inference_batch` of the model's device).
     """
@@ -62,6 +64,8 @@ def batched(model: nn.Module, call, *tensors: torch.Tensor, batch_size: int | No
         outs = [call(*(t.to(dev) for t in chunk)) for chunk in zip(*(t.split(bs) for t in tensors))]
     if isinstance(outs[0], torch.Tensor):
         return torch.cat([o.cpu() for o in outs])
+    if isinstance(outs[0], tuple):  # (mu, logvar)...: each part concatenated
+        return tuple(torch.cat([o[i].cpu() for o in outs]) for i in range(len(outs[0])))
     fields = vars(outs[0])
     return type(outs[0])(**{k: torch.cat([getattr(o, k).cpu() for o in outs]) for k in fields})
 

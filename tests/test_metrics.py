@@ -267,6 +267,18 @@ def test_code_gain_compares_the_reconstruction_term_with_and_without_the_code(ki
     assert set(g) == {"without code", "with code", "gain", "kl", "gain per nat"}
     assert math.isclose(g["gain"], g["without code"] - g["with code"], rel_tol=1e-9, abs_tol=1e-9)
     assert g["kl"] >= 0 and model.training  # the model's mode is restored
+    # The term lives where the family says (feature_likelihood): the discriminator's features for the VAE-GAN.
+    from genvae.models.losses import feature_reconstruction_loss, reconstruction_loss
+
+    with torch.no_grad():
+        model.eval()
+        blank = model.decode(torch.zeros(len(x), 4))
+        expected = (feature_reconstruction_loss(model.discriminate(torch.sigmoid(blank)).features,
+                                                model.discriminate(x).features) if kind == "vaegan"
+                    else reconstruction_loss(blank, x, "mse"))
+        model.train()
+    assert model.feature_likelihood == (kind == "vaegan")
+    assert math.isclose(g["without code"], float(expected), rel_tol=1e-5)
 
 
 def test_disjoint_subsets_are_disjoint_seeded_and_equal_in_size():

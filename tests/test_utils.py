@@ -47,6 +47,18 @@ def test_batched_concatenates_each_field_of_a_dataclass():
     torch.testing.assert_close(out.logits, out.features[:, 0])
 
 
+def test_batched_concatenates_each_part_of_a_tuple_and_keeps_per_batch_sums_in_order():
+    model = Recorder()
+    x = torch.randn(7, 3)
+    a, b = batched(model, lambda xb: (model(xb), -model(xb)[:, :1]), x, batch_size=3)
+    assert a.shape == (7, 2) and b.shape == (7, 1)
+    torch.testing.assert_close(b[:, 0], -a[:, 0])
+    sums = batched(model, lambda xb: model(xb).sum()[None], x, batch_size=3)  # one (1,) sum per batch
+    with torch.no_grad():
+        expected = torch.stack([model.lin(c).sum() for c in x.split(3)])
+    assert sums.shape == (3,) and torch.equal(sums, expected)
+
+
 def test_batched_needs_a_tensor():
     with pytest.raises(ValueError, match="at least one tensor"):
         batched(Recorder(), lambda: None)

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..checks import check_codes, check_count, check_images, check_labels
 from ..models.registry import is_conditional
-from ..utils import batched, eval_mode, inference_batch
+from ..utils import batched
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
@@ -376,13 +376,7 @@ def encode_gaussian(model: nn.Module, x: torch.Tensor, batch_size: int | None = 
     (:func:`genvae.book.posterior.aggregate_log_density`).
     """
     check_images(x, values=True)
-    mus, logvars = [], []
-    with eval_mode(model) as dev:
-        for xb in x.split(batch_size or inference_batch(dev)):
-            mu, logvar = model.encode(xb.to(dev))
-            mus.append(mu.cpu())
-            logvars.append(logvar.cpu())
-    return torch.cat(mus), torch.cat(logvars)
+    return batched(model, model.encode, x, batch_size=batch_size)  # (mu, logvar)
 
 
 

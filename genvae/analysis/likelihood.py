@@ -12,7 +12,7 @@ from ..checks import check_count, check_images, check_labels
 from ..gaussian import gaussian_log_density
 from ..models.losses import decoder_log_prob, gaussian_kl
 from ..models.registry import is_conditional
-from ..utils import batched, eval_mode, inference_batch, noise_generator
+from ..utils import batched, device_of, inference_batch, noise_generator
 
 
 @torch.no_grad()
@@ -46,15 +46,15 @@ def elbo(model: nn.Module, x: torch.Tensor, recon: str = "mse", batch_size: int 
     """
     _check_vae(model, "elbo")
     check_images(x, values=True)
-    with eval_mode(model) as dev:
-        g = noise_generator(seed, dev)
-        nll = torch.zeros((), dtype=torch.float64, device=dev)
-        kl = torch.zeros((), dtype=torch.float64, device=dev)
-        for xb in x.split(batch_size or inference_batch(dev)):
-            xb = xb.to(dev)
-            out = model(xb, generator=g)
-            nll -= decoder_log_prob(out.x_logits, xb, recon).sum()
-            kl += gaussian_kl(out.mu, out.logvar) * len(xb)
+    g = noise_generator(seed, device_of(model))
+
+    def sums(xb: torch.Tensor) -> torch.Tensor:  # one batch's -log p(x|z) and KL, summed over its images: (1, 2)
+        out = model(xb, generator=g)
+        return torch.stack([decoder_log_prob(out.x_logits, xb, recon).sum(), gaussian_kl(out.mu, out.logvar) * len(xb)])[None]
+
+    nll = kl = torch.zeros((), dtype=torch.float64)
+    for part_nll, part_kl in batched(model, sums, x, batch_size=batch_size):  # added in float64, batch by batch
+        nll, kl = nll - part_nll, kl + part_kl
     nll, kl, n = float(nll), float(kl), len(x)
     return {"recon_nll": nll / n, "kl": kl / n, "elbo": -(nll + kl) / n}
 
@@ -75,24 +75,27 @@ def iwae_bound(
     _check_vae(model, "iwae_bound")
     check_images(x, values=True)
     k, batch_size, max_codes = check_count(k, "k"), check_count(batch_size, "batch_size"), check_count(max_codes, "max_codes")
-    with eval_mode(model) as dev:
-        g = noise_generator(seed, dev)
-        total = torch.zeros((), dtype=torch.float64, device=dev)
-        for xb in x.split(batch_size):
-            xb = xb.to(dev)
-            mu, logvar = model.encode(xb)  # (B, D)
-            std = torch.exp(0.5 * logvar)
-            chunk = max(1, min(k, max_codes // len(xb)))  # importance samples per decoder call
-            log_w = []
-            for start in range(0, k, chunk):
-                eps = torch.randn(min(chunk, k - start), *mu.shape, generator=g, device=dev)  # (S, B, D)
-                z = mu + std * eps
-                x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
-                log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
-                log_pz = gaussian_log_density(z)  # the prior N(0, I)
-                log_qz = gaussian_log_density(eps, logvar=logvar, standardised=True)  # q(z|x) at z = mu + std * eps
-                log_w.append(log_px + log_pz - log_qz)
-            total += (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()
+    dev = device_of(model)
+    g = noise_generator(seed, dev)
+
+    def bound_sum(xb: torch.Tensor) -> torch.Tensor:  # one batch's bound, summed over its images: (1,)
+        mu, logvar = model.encode(xb)  # (B, D)
+        std = torch.exp(0.5 * logvar)
+        chunk = max(1, min(k, max_codes // len(xb)))  # importance samples per decoder call
+        log_w = []
+        for start in range(0, k, chunk):
+            eps = torch.randn(min(chunk, k - start), *mu.shape, generator=g, device=dev)  # (S, B, D)
+            z = mu + std * eps
+            x_logits = model.decode(z.flatten(0, 1)).unflatten(0, z.shape[:2])  # (S, B, 1, 28, 28)
+            log_px = decoder_log_prob(x_logits, xb, recon)  # (S, B), x broadcast, not copied
+            log_pz = gaussian_log_density(z)  # the prior N(0, I)
+            log_qz = gaussian_log_density(eps, logvar=logvar, standardised=True)  # q(z|x) at z = mu + std * eps
+            log_w.append(log_px + log_pz - log_qz)
+        return (torch.logsumexp(torch.cat(log_w), 0) - math.log(k)).sum()[None]
+
+    total = torch.zeros((), dtype=torch.float64)
+    for part in batched(model, bound_sum, x, batch_size=batch_size):  # added in float64, batch by batch
+        total = total + part
     return float(total) / len(x)
 
 
@@ -117,20 +120,22 @@ def code_gain(model: nn.Module, x: torch.Tensor, recon: str = "mse") -> dict[str
     from ..models.losses import feature_reconstruction_loss, reconstruction_loss
 
     check_images(x, values=True)
-    with eval_mode(model) as dev:
-        with_code, without, kl = [], [], []
-        for xb in x.split(inference_batch(dev)):
-            xb = xb.to(dev)
-            mu, logvar = model.encode(xb)
-            kl.append(float(gaussian_kl(mu, logvar)) * len(xb))
-            logits_code, logits_none = model.decode(mu), model.decode(torch.zeros_like(mu))
-            if getattr(model.config, "kind", "") == "vaegan":
-                target = model.discriminate(xb).features
-                term = lambda logits: feature_reconstruction_loss(model.discriminate(torch.sigmoid(logits)).features, target)
-            else:
-                term = lambda logits: reconstruction_loss(logits, xb, recon)
-            with_code.append(float(term(logits_code)) * len(xb))
-            without.append(float(term(logits_none)) * len(xb))
+    in_features = getattr(model, "feature_likelihood", False)  # the family says where its reconstruction lives
+
+    def means(xb: torch.Tensor) -> torch.Tensor:  # one batch's KL and terms with and without the code: (1, 3)
+        mu, logvar = model.encode(xb)
+        logits_code, logits_none = model.decode(mu), model.decode(torch.zeros_like(mu))
+        if in_features:
+            target = model.discriminate(xb).features
+            term = lambda logits: feature_reconstruction_loss(model.discriminate(torch.sigmoid(logits)).features, target)
+        else:
+            term = lambda logits: reconstruction_loss(logits, xb, recon)
+        return torch.stack([gaussian_kl(mu, logvar), term(logits_code), term(logits_none)])[None]
+
+    size = inference_batch(device_of(model))
+    parts = batched(model, means, x, batch_size=size)  # (batches, 3)
+    counts = [len(xb) for xb in x.split(size)]
+    kl, with_code, without = ([float(v) * c for v, c in zip(parts[:, i].tolist(), counts)] for i in range(3))
     n = len(x)
     w, wo, k = sum(with_code) / n, sum(without) / n, sum(kl) / n
     return {"without code": wo, "with code": w, "gain": wo - w, "kl": k, "gain per nat": (wo - w) / k if k > 0 else math.inf}

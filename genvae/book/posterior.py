@@ -33,7 +33,7 @@ from torch import nn
 
 from ..gaussian import LOG2PI, gaussian_log_density
 from ..models.losses import decoder_log_prob
-from ..utils import eval_mode
+from ..utils import batched, device_of, eval_mode
 
 __all__ = ["GridPosterior", "log_joint", "posterior_from_log_joint", "grid_posterior",
            "grid_elbo", "GapSplit", "split_gap", "aggregate_log_density", "prior_hole_mass",
@@ -88,15 +88,14 @@ def log_joint(model: nn.Module, x: torch.Tensor, z: torch.Tensor, recon: str = "
     The decoder's likelihood is the one the model was trained with (``recon``, see
     :func:`genvae.models.losses.decoder_log_prob`, constants included), the prior is N(0, I).
     """
-    out = []
-    with eval_mode(model) as dev:
-        xb = x.to(dev).unsqueeze(0)  # (1, 1, 28, 28)
-        for zb in z.split(batch_size):
-            zb = zb.to(dev)
-            log_px_z = decoder_log_prob(model.decode(zb), xb, recon)  # (G,)
-            log_pz = gaussian_log_density(zb)  # the prior N(0, I)
-            out.append((log_px_z.double() + log_pz.double()).cpu())
-    return torch.cat(out)
+    xb = x.to(device_of(model)).unsqueeze(0)  # (1, 1, 28, 28)
+
+    def log_p(zb: torch.Tensor) -> torch.Tensor:  # codes (g, D) -> (g,)
+        log_px_z = decoder_log_prob(model.decode(zb), xb, recon)
+        log_pz = gaussian_log_density(zb)  # the prior N(0, I)
+        return log_px_z.double() + log_pz.double()
+
+    return batched(model, log_p, z, batch_size=batch_size)
 
 
 def _grid(box: Box, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

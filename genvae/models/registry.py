@@ -40,6 +40,8 @@ class Family:
         stackable: :mod:`genvae.training.stack` may train a grid of these (over beta, gamma, the seed) as one model.
         two_player: trained by the two-player loop (:func:`genvae.training.fit_adversarial`): the class then
             defines :meth:`players` and :meth:`train_step`.
+        feature_likelihood: its reconstruction term is measured in its discriminator's features, not in pixels
+            (the VAE-GAN; :func:`genvae.analysis.likelihood.code_gain` asks).
         diagram: the layout of its architecture figure (:func:`genvae.book.plots.architecture_stages`): ``"code"``,
             ``"posterior"``, ``"posterior+head"`` or ``"classes"``; ``None``: it has none.
     """
@@ -50,6 +52,7 @@ class Family:
     conditional: ClassVar[bool] = False
     stackable: ClassVar[bool] = False
     two_player: ClassVar[bool] = False
+    feature_likelihood: ClassVar[bool] = False
     diagram: ClassVar[str | None] = None
 
     @classmethod

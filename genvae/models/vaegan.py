@@ -37,6 +37,7 @@ class VAEGAN(Family, nn.Module):
     kind = "vaegan"
     archs = ("conv",)
     two_player = True
+    feature_likelihood = True  # it reconstructs in the discriminator's features
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
