@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from genvae.models import (
-    AEOutput, ClassifierOutput, GANOutput, ModelConfig, MultiStageOutput, VAEGANOutput, VAEOutput, build_model,
+    AEOutput, ClassifierOutput, DiffusionOutput, GANOutput, ModelConfig, MultiStageOutput, VAEGANOutput, VAEOutput, build_model,
     count_parameters, kinds,
 )
 
+from genvae.models.diffusion import alpha_bars, noise_schedule
 from model_suite import TINY, B, ModelTesterMixin, batch, build, check_decoded, check_posterior
 
 
@@ -89,19 +90,38 @@ class TestCVAE(ModelTesterMixin):
         check_posterior(out, cfg)
 
 
-SUITES = [TestAutoEncoder, TestVAE, TestMultiStageVAE, TestClassifier, TestGAN, TestVAEGAN, TestCVAE]
+class TestDDPM(ModelTesterMixin):
+    configs = {"ddpm-linear": dict(kind="ddpm", arch="conv", **TINY, timesteps=50),
+               "ddpm-cosine": dict(kind="ddpm", arch="conv", **TINY, timesteps=20, noise_schedule="cosine")}
+    output_type = DiffusionOutput
+    loss_parts = {"total", "recon"}
+    reconstructs = False
+
+    def check_output(self, out, cfg):
+        assert out.eps_hat.shape == out.eps.shape == out.x_t.shape == (B, 1, 28, 28)
+        assert out.t.shape == (B,) and out.t.dtype == torch.int64
+        assert int(out.t.min()) >= 0 and int(out.t.max()) < cfg.timesteps
+        # x_t is the closed form q(x_t | x_0) at the drawn step, with the drawn noise
+        abar = alpha_bars(noise_schedule(cfg.timesteps, cfg.noise_schedule)).float().to(out.t.device)[out.t]
+        x0 = 2 * batch(out.t.device.type)[0] - 1
+        expected = abar.sqrt()[:, None, None, None] * x0 + (1 - abar).sqrt()[:, None, None, None] * out.eps
+        torch.testing.assert_close(out.x_t, expected)
+
+
+SUITES = [TestAutoEncoder, TestVAE, TestMultiStageVAE, TestClassifier, TestGAN, TestVAEGAN, TestCVAE, TestDDPM]
 
 
 def test_every_family_of_the_book_has_a_suite():
     tested = {ModelConfig(**c).kind for s in SUITES for c in s.configs.values()}
-    assert tested == {"ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae"} and tested <= set(kinds())
+    assert tested == {"ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae", "ddpm"} and tested <= set(kinds())
 
 
 @pytest.mark.parametrize("bad", [
     dict(kind="gan"), dict(kind="ae", arch="rnn"), dict(kind="ae", latent_dim=0),
     dict(kind="ae", channels=(4,)), dict(kind="ae", arch="conv", hidden=()), dict(kind="ae", bogus=1),
     dict(kind="ae", arch="fullconv", latent_dim=1000), dict(kind="gan", arch="mlp"), dict(kind="vaegan", arch="mlp"),
-    dict(kind="cvae", arch="conv"),
+    dict(kind="cvae", arch="conv"), dict(kind="ddpm", arch="mlp"), dict(kind="ddpm", arch="conv", timesteps=1),
+    dict(kind="ddpm", arch="conv", noise_schedule="sigmoid"), dict(kind="ddpm", arch="conv", timesteps=10.5),
 ])
 def test_bad_config_is_rejected(bad):
     with pytest.raises((ValueError, TypeError)):

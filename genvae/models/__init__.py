@@ -11,6 +11,7 @@ from .classifier import Classifier
 from .gan import GAN, Discriminator, Generator
 from .vaegan import VAEGAN
 from .cvae import CVAE
+from .diffusion import DDPM, DiffusionOutput
 from .config import ModelConfig
 from .registry import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
 from .outputs import (
@@ -58,5 +59,5 @@ __all__ = [
     "GAN", "GANOutput", "Generator", "ModelConfig", "VAEGAN", "VAEGANOutput", "ADVERSARIAL_KINDS",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
     "count_parameters", "layer_table", "model_from_state", "reparameterize", "MODEL_CLASSES",
-    "FAMILIES", "Family", "GenerativeModel", "family", "is_conditional", "kinds", "register",
+    "DDPM", "DiffusionOutput", "FAMILIES", "Family", "GenerativeModel", "family", "is_conditional", "kinds", "register",
 ]

@@ -43,6 +43,11 @@ class ModelConfig(ConfigDict):
         channels: the two conv widths, 28x28 -> 14x14 -> 7x7.
         head_hidden: hidden width of the multi-stage classifier head.
         n_classes: number of classes (multi-stage head and classifier).
+        timesteps: T, the diffusion model's number of noise steps.
+        noise_schedule: the diffusion model's betas: ``"linear"`` (Ho et al.) or ``"cosine"`` (Nichol & Dhariwal).
+
+    Fields added after the first models were cached (``timesteps``, ``noise_schedule``) enter a model's cache
+    key only when they differ from their defaults (:data:`genvae.storage.cache._LATE_FIELDS`).
     """
 
     kind: str
@@ -52,12 +57,14 @@ class ModelConfig(ConfigDict):
     channels: tuple[int, int] = (32, 64)
     head_hidden: int = 64
     n_classes: int = 10
+    timesteps: int = 1000
+    noise_schedule: str = "linear"
 
     def __post_init__(self) -> None:
         # JSON round-trips give lists; keep the dataclass hashable and comparable.
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "channels", tuple(self.channels))
-        for name in ("latent_dim", "head_hidden", "n_classes"):  # numpy integers become ints (JSON, hashing)
+        for name in ("latent_dim", "head_hidden", "n_classes", "timesteps"):  # numpy integers become ints (JSON, hashing)
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{name} must be a whole number, got {value!r}")

@@ -69,7 +69,8 @@ class TrainedModel:
 # Config fields added after format 2, per config class: they enter the key only when they differ from their
 # defaults, so that adding an option for new models does not orphan every model trained before it. A new field of
 # either config goes here when it is added.
-_LATE_FIELDS: dict[type, tuple[str, ...]] = {ModelConfig: (), TrainConfig: ("adversarial", "adv_weight")}
+_LATE_FIELDS: dict[type, tuple[str, ...]] = {ModelConfig: ("timesteps", "noise_schedule"),
+                                              TrainConfig: ("adversarial", "adv_weight")}
 
 
 def _canonical(cfg) -> dict:

@@ -7,7 +7,6 @@ finiteness watch and the test evaluation are the same functions (:func:`~genvae.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -16,11 +15,8 @@ from .. import data as gdata
 from ..settings import resolve_device
 from ..utils import eval_mode
 from .config import History, TrainConfig, encode_images
-from .epochs import training_epochs
+from .epochs import Resumable, training_epochs
 from .step import loss_fn
-
-if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..storage.resume import ResumeStore
 
 GAN_BETAS = (0.5, 0.999)  # Adam's momentum for every player (DCGAN): beta1 = 0.5 forgets the moving target faster
 SNAPSHOTS = 16  # generated images kept at each snapshot, from one fixed noise batch
@@ -63,7 +59,7 @@ def fit_adversarial(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
-    resume: ResumeStore | None = None,
+    resume: Resumable | None = None,
 ) -> History:
     """Train a two-player family (GAN, VAE-GAN) with its own ``train_step``, one Adam per player at a constant
     ``cfg.lr`` (:func:`fit` hands such models here).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -24,8 +24,17 @@ from .step import (
     LossFn, Watch, _label_classes, epoch_order, evaluate_fn, make_optimizer, make_scheduler, train_epoch, train_step,
 )
 
-if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..storage.resume import ResumeStore
+
+class Resumable(Protocol):
+    """What the loop asks of a resume store (:class:`genvae.storage.resume.ResumeStore` is one): the storage
+    layer sits above training, so training names only the methods it calls."""
+
+    def load(self): ...
+
+    def restore(self, state, trainee: nn.Module, optimizers: dict, scheduler, generators: dict) -> bool: ...
+
+    def save(self, epoch: int, trainee: nn.Module, optimizers: dict, scheduler, generators: dict,
+             history: list[dict]) -> None: ...
 
 
 # What ``make_step`` returns: the function that trains on a batch of indices, and the optimisers it
@@ -47,7 +56,7 @@ def training_epochs(
     desc: str = "training",
     check_every: int = 50,
     make_step: StepMaker | None = None,
-    resume: ResumeStore | None = None,
+    resume: Resumable | None = None,
 ) -> Iterator[dict]:
     """The loop behind :func:`fit` and :func:`genvae.training.stack.fit_stack`, one epoch per ``next()``.
 

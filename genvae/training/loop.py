@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,11 +17,8 @@ from ..settings import resolve_device
 from ..utils import init_seed
 from .adversarial import fit_adversarial
 from .config import History, TrainConfig
-from .epochs import training_epochs
+from .epochs import Resumable, training_epochs
 from .step import loss_fn
-
-if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..storage.resume import ResumeStore
 
 
 def fit(
@@ -34,7 +30,7 @@ def fit(
     progress: bool = True,
     desc: str = "training",
     check_every: int = 50,
-    resume: ResumeStore | None = None,
+    resume: Resumable | None = None,
 ) -> History:
     """Train ``model`` on ``data.x_train`` for ``cfg.epochs``; evaluate on the test set each epoch.
 
@@ -60,7 +56,7 @@ def train_model(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training",
-    resume: ResumeStore | None = None,
+    resume: Resumable | None = None,
 ) -> tuple[nn.Module, History]:
     """Seed, build, load the data and :func:`fit`: the whole recipe behind a config pair.
 

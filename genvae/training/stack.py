@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -42,11 +41,10 @@ from torch.func import functional_call, stack_module_state, vmap
 from .. import data as gdata
 from ..models import ModelConfig, build_model, family, model_from_state
 from ..settings import resolve_device
-from . import History, LossFn, TrainConfig, batch_losses, training_epochs
 from ..utils import init_seed
-
-if TYPE_CHECKING:  # annotations only: the storage layer sits above training
-    from ..storage.resume import ResumeStore
+from .config import History, TrainConfig
+from .epochs import Resumable, training_epochs
+from .step import LossFn, batch_losses
 
 # What may differ between the members of one stack.
 STACK_FIELDS = ("beta", "gamma", "seed")
@@ -125,7 +123,7 @@ def fit_stack(
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training a stack",
-    resume: ResumeStore | None = None,
+    resume: Resumable | None = None,
 ) -> list[tuple[nn.Module, History]]:
     """Train one model per config, all at once; returns ``(model, history)`` per member, in order.
 

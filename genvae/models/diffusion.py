@@ -1,0 +1,176 @@
+"""Denoising diffusion (Ho et al., 2020): learn to undo a fixed process that turns digits into noise.
+
+The forward process adds a little Gaussian noise at each of T steps,
+
+    q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I),
+
+so that, with alpha_bar_t = prod_{s <= t} (1 - beta_s), any step has the closed form
+
+    q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I),   x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps.
+
+A U-Net (:mod:`genvae.models.unet`) sees x_t and t and predicts the noise eps; training is a regression
+on it (the "simple" loss, the ELBO with its terms reweighted). Sampling runs the process backwards from
+pure noise: ancestral sampling takes all T steps, DDIM (Song et al., 2021) a few deterministic ones.
+
+Images live in [-1, 1] inside the model (x_0 = 2 x - 1) and come back in [0, 1]. Time steps are numbered
+0 .. T-1 here (step t of the papers is index t - 1); the network sees (index + 1) / T, in (0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..checks import check_count
+from ..utils import device_of
+from .blocks import check_images
+from .config import ModelConfig
+from .losses import LossParts, objective
+from .registry import Family, register
+from .unet import UNet, from_signal, to_signal
+
+NOISE_SCHEDULES = ("linear", "cosine")
+
+
+def noise_schedule(timesteps: int, kind: str = "linear") -> Tensor:
+    """beta_t for t = 0 .. T-1, ``(T,)`` float64.
+
+    ``"linear"``: Ho et al.'s 1e-4 to 0.02 over 1,000 steps, scaled by 1000 / T so that other T keep the
+    same total amount of noise. ``"cosine"``: Nichol & Dhariwal (2021), alpha_bar_t = f(t) / f(0) with
+    f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2), s = 0.008, and beta capped at 0.999.
+    """
+    if kind == "linear":
+        scale = 1000.0 / timesteps
+        return torch.linspace(1e-4 * scale, 0.02 * scale, timesteps, dtype=torch.float64).clamp(max=0.999)
+    if kind == "cosine":
+        s = 0.008
+        steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2  # (T+1,)
+        return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {kind!r}")
+
+
+def alpha_bars(betas: Tensor) -> Tensor:
+    """alpha_bar_t = prod_{s <= t} (1 - beta_s): the share of the signal's variance left at step t, ``(T,)``."""
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def q_sample(x0: Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
+    """x_t from its closed form: ``sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) eps``; ``alpha_bar`` ``(B,)``."""
+    a = alpha_bar.to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))  # (B, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def ddim_steps(timesteps: int, steps: int) -> list[int]:
+    """The step indices a ``steps``-step DDIM visits, from T-1 down to 0, evenly spaced and distinct."""
+    steps = min(check_count(steps, "steps"), timesteps)
+    return sorted({round(v) for v in torch.linspace(timesteps - 1, 0, steps).tolist()}, reverse=True)
+
+
+@dataclass
+class DiffusionOutput:
+    eps_hat: Tensor  # (B, 1, 28, 28) the network's guess of the noise
+    eps: Tensor  # (B, 1, 28, 28) the noise that was added
+    t: Tensor  # (B,) step indices, 0 .. T-1
+    x_t: Tensor  # (B, 1, 28, 28) the noised images, in the model's [-1, 1] scale
+
+
+@register
+class DDPM(Family, nn.Module):
+    """A denoising diffusion model with a U-Net noise predictor (``ModelConfig(kind="ddpm", arch="conv")``)."""
+
+    kind = "ddpm"
+    archs = ("conv",)
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        super().check_config(cfg)
+        if cfg.timesteps < 2:
+            raise ValueError(f"a ddpm needs timesteps >= 2, got {cfg.timesteps}")
+        if cfg.noise_schedule not in NOISE_SCHEDULES:
+            raise ValueError(f"noise_schedule must be one of {NOISE_SCHEDULES}, got {cfg.noise_schedule!r}")
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.net = UNet(cfg)
+
+    def schedule(self, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+        """``betas, alpha_bars``, each ``(T,)`` float32 on ``device`` (computed in float64, then rounded)."""
+        betas = noise_schedule(self.config.timesteps, self.config.noise_schedule)
+        return betas.float().to(device), alpha_bars(betas).float().to(device)
+
+    def predict_noise(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The network's eps for noised images ``(B, 1, 28, 28)`` at step indices ``t`` ``(B,)``."""
+        return self.net(x_t, (t.float() + 1) / self.config.timesteps)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> DiffusionOutput:
+        """Noise each image to a random step (t and eps from ``generator``) and predict the noise."""
+        check_images(x)
+        x0 = to_signal(x)  # (B, 1, 28, 28) in [-1, 1]
+        t = torch.randint(0, self.config.timesteps, (len(x),), generator=generator, device=x.device)  # (B,)
+        eps = torch.randn(x0.shape, generator=generator, device=x.device, dtype=x0.dtype)
+        x_t = q_sample(x0, self.schedule(x.device)[1][t], eps)
+        return DiffusionOutput(eps_hat=self.predict_noise(x_t, t), eps=eps, t=t, x_t=x_t)
+
+    @torch.no_grad()
+    def ddim(self, x_T: Tensor, steps: int = 50) -> Tensor:
+        """Deterministic DDIM (eta = 0) from noise ``x_T`` ``(n, 1, 28, 28)`` in ``steps`` network calls:
+        images in [0, 1]. Each step predicts x_0 (clipped to [-1, 1]) and moves to the next step's noise level."""
+        _, abar = self.schedule(x_T.device)
+        visit = ddim_steps(self.config.timesteps, steps)
+        x = x_T
+        for j, i in enumerate(visit):
+            a = abar[i]
+            a_next = abar[visit[j + 1]] if j + 1 < len(visit) else torch.ones((), device=x.device)
+            eps = self.predict_noise(x, torch.full((len(x),), i, device=x.device))
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            eps = (x - a.sqrt() * x0) / (1 - a).sqrt()  # the noise consistent with the clipped x_0
+            x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
+        return from_signal(x)
+
+    @torch.no_grad()
+    def ancestral(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Ho et al.'s sampler: all T steps, each a draw from the Gaussian posterior q(x_{t-1} | x_t, x_0) at the
+        predicted x_0 (clipped to [-1, 1]); the noise is drawn on the CPU from ``generator``. Images in [0, 1]."""
+        dev = device_of(self)
+        betas, abar = self.schedule(dev)
+        shape = (check_count(n), 1, 28, 28)
+        x = torch.randn(shape, generator=generator).to(dev)
+        for i in reversed(range(self.config.timesteps)):
+            a, b = abar[i], betas[i]
+            a_prev = abar[i - 1] if i > 0 else torch.ones((), device=dev)
+            eps = self.predict_noise(x, torch.full((len(x),), i, device=dev))
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            mean = (a_prev.sqrt() * b * x0 + (1 - b).sqrt() * (1 - a_prev) * x) / (1 - a)
+            if i > 0:
+                var = b * (1 - a_prev) / (1 - a)  # the posterior's variance, beta tilde
+                x = mean + var.sqrt() * torch.randn(shape, generator=generator).to(dev)
+            else:
+                x = mean
+        return from_signal(x)
+
+    def decode(self, z: Tensor, steps: int = 50) -> Tensor:
+        """Images in [0, 1] from noise codes ``z`` ``(n, 784)`` (or ``(n, 1, 28, 28)``), by DDIM in ``steps`` calls."""
+        return self.ddim(z.reshape(len(z), 1, 28, 28).to(device_of(self)), steps)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 50) -> Tensor:
+        """``n`` images in [0, 1]: DDIM in ``steps`` network calls from noise drawn on the CPU (``generator``),
+        so one seed gives the same noise on every device. :meth:`ancestral` takes all T steps instead."""
+        z = torch.randn(check_count(n), 1, 28, 28, generator=generator)
+        return self.decode(z, steps)
+
+
+def denoising_loss(out: DiffusionOutput) -> LossParts:
+    """Ho et al.'s "simple" loss: ``|eps - eps_hat|^2`` summed over pixels, mean over the batch."""
+    mse = (out.eps_hat - out.eps).pow(2).sum((1, 2, 3)).mean()
+    return LossParts(total=mse, recon=mse)
+
+
+@objective.register(DiffusionOutput)
+def _ddpm_objective(out, x, y, **_) -> LossParts:
+    return denoising_loss(out)

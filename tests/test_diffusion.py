@@ -1,0 +1,106 @@
+"""The diffusion family (genvae.models.diffusion) against independent references: the chain iterated step by
+step against its closed form, the schedules against their definitions, and the samplers' contracts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from genvae.models import ModelConfig, build_model
+from genvae.models.diffusion import alpha_bars, ddim_steps, noise_schedule, q_sample
+from genvae.utils import init_seed
+
+TINY = ModelConfig("ddpm", "conv", channels=(4, 8), hidden=(16,), timesteps=30)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_the_closed_form_of_q_xt_given_x0_is_the_chain_iterated(kind):
+    """Iterating x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps_t from x_0 gives a Gaussian whose mean and
+    variance follow a recursion; the closed form says sqrt(alpha_bar_t) x_0 and 1 - alpha_bar_t."""
+    betas = noise_schedule(200, kind)
+    mean, var = 1.0, 0.0  # of x_t / x_0 and of the noise, starting from x_0 itself
+    abar = alpha_bars(betas)
+    for t, b in enumerate(betas.tolist()):
+        mean, var = math.sqrt(1 - b) * mean, (1 - b) * var + b
+        assert mean == pytest.approx(math.sqrt(abar[t]), rel=1e-12)
+        assert var == pytest.approx(1 - float(abar[t]), rel=1e-12, abs=1e-15)
+
+
+def test_the_closed_form_matches_a_simulated_chain():
+    """Monte Carlo: 20,000 chains of 50 steps from x_0 = 0.7 have the closed form's mean and variance at every 10th step
+    (within 5 standard errors)."""
+    g = torch.Generator().manual_seed(0)
+    betas = noise_schedule(50, "linear")
+    abar = alpha_bars(betas)
+    n, x0 = 20_000, 0.7
+    x = torch.full((n,), x0, dtype=torch.float64)
+    for t in range(50):
+        x = (1 - betas[t]).sqrt() * x + betas[t].sqrt() * torch.randn(n, generator=g, dtype=torch.float64)
+        if t % 10 == 9:
+            mean, var = abar[t].sqrt() * x0, 1 - abar[t]
+            assert abs(float(x.mean() - mean)) < 5 * math.sqrt(var / n)
+            assert abs(float(x.var() - var)) < 5 * var * math.sqrt(2 / n)
+    direct = q_sample(torch.full((n, 1), x0, dtype=torch.float64), abar[-1].expand(n),
+                      torch.randn(n, 1, generator=g, dtype=torch.float64))
+    assert abs(float(direct.mean() - x.mean())) < 5 * math.sqrt(2 * float(1 - abar[-1]) / n)
+
+
+def test_schedules_follow_their_definitions():
+    lin = noise_schedule(1000, "linear")
+    assert float(lin[0]) == pytest.approx(1e-4) and float(lin[-1]) == pytest.approx(0.02)
+    assert torch.all(lin[1:] > lin[:-1])
+    half = noise_schedule(500, "linear")  # about the same total noise with half the steps: sum of beta is kept
+    assert float(half.sum()) == pytest.approx(float(lin.sum()), rel=1e-3)
+    assert math.log(alpha_bars(half)[-1]) == pytest.approx(math.log(alpha_bars(lin)[-1]), rel=0.02)
+    cos = noise_schedule(1000, "cosine")
+    s, t = 0.008, torch.arange(1, 1001, dtype=torch.float64) / 1000
+    f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2 / math.cos(s / (1 + s) * math.pi / 2) ** 2
+    torch.testing.assert_close(alpha_bars(cos)[:-1], f[:-1], rtol=1e-9, atol=1e-12)  # the last beta is capped
+    assert float(cos.max()) <= 0.999
+    with pytest.raises(ValueError, match="noise_schedule must be one of"):
+        noise_schedule(10, "sigmoid")
+
+
+def test_ddim_visits_distinct_steps_from_the_last_to_the_first():
+    assert ddim_steps(1000, 5) == [999, 749, 500, 250, 0]
+    assert ddim_steps(10, 50) == list(range(9, -1, -1))  # never more steps than the chain has
+    assert ddim_steps(1000, 1) == [999]
+    with pytest.raises(ValueError):
+        ddim_steps(1000, 0)
+
+
+def test_samplers_give_images_in_the_unit_interval_from_the_generator_alone():
+    with init_seed(0):
+        model = build_model(TINY).eval()
+    before = torch.get_rng_state()
+    a = model.sample(3, torch.Generator().manual_seed(1), steps=4)
+    b = model.sample(3, torch.Generator().manual_seed(1), steps=4)
+    c = model.ancestral(3, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), before)  # the global RNG is untouched
+    assert a.shape == c.shape == (3, 1, 28, 28) and torch.equal(a, b)
+    assert all(float(v.min()) >= 0 and float(v.max()) <= 1 for v in (a, c))
+    z = torch.randn(3, 784, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model.decode(z, steps=4), a, rtol=0, atol=0)  # sample = decode of CPU noise
+
+
+def test_a_one_step_ddim_returns_the_networks_clipped_guess_of_x0():
+    """With one step, DDIM jumps from x_T to alpha_bar = 1: it returns the x_0 that the predicted noise implies."""
+    with init_seed(0):
+        model = build_model(TINY).eval()
+    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    abar = model.schedule()[1][-1]
+    with torch.no_grad():
+        eps = model.predict_noise(x_T, torch.full((2,), TINY.timesteps - 1))
+    x0 = ((x_T - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1)
+    torch.testing.assert_close(model.ddim(x_T, steps=1), (x0 + 1) / 2)
+
+
+def test_the_simple_loss_is_the_summed_squared_noise_error():
+    from genvae.models.diffusion import DiffusionOutput, denoising_loss
+
+    eps, eps_hat = torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28)
+    eps_hat[0, 0, 0, :3] = torch.tensor([1.0, 2.0, 2.0])  # 9 for the first image, 0 for the second
+    out = DiffusionOutput(eps_hat=eps_hat, eps=eps, t=torch.zeros(2, dtype=torch.long), x_t=eps)
+    assert float(denoising_loss(out).total) == 4.5
