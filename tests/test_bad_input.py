@@ -124,7 +124,7 @@ ROWS = [
         "expected class labels in [0, 10), got 12..12"),
     # --- configurations and names ------------------------------------------------------------------
     Row("an unknown model kind", lambda: ModelConfig("transformer"), ValueError,
-        "kind must be one of ('ae', 'vae', 'multistage', 'classifier', 'gan', 'vaegan', 'cvae', 'ddpm'), got 'transformer'"),
+        "kind must be one of ('ae', 'vae', 'multistage', 'classifier', 'gan', 'vaegan', 'cvae', 'ddpm', 'flow'), got 'transformer'"),
     Row("a latent size of 0", lambda: ModelConfig("vae", latent_dim=0), ValueError,
         "latent_dim must be >= 1 (the size of the code z), got 0"),
     Row("a latent size of 2.5", lambda: ModelConfig("vae", latent_dim=2.5), ValueError,

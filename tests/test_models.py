@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genvae.models import (
-    AEOutput, ClassifierOutput, DiffusionOutput, GANOutput, ModelConfig, MultiStageOutput, VAEGANOutput, VAEOutput, build_model,
+    AEOutput, ClassifierOutput, DiffusionOutput, FlowOutput, GANOutput, ModelConfig, MultiStageOutput, VAEGANOutput, VAEOutput, build_model,
     count_parameters, kinds,
 )
 
@@ -108,12 +108,28 @@ class TestDDPM(ModelTesterMixin):
         torch.testing.assert_close(out.x_t, expected)
 
 
-SUITES = [TestAutoEncoder, TestVAE, TestMultiStageVAE, TestClassifier, TestGAN, TestVAEGAN, TestCVAE, TestDDPM]
+class TestFlowMatching(ModelTesterMixin):
+    configs = {"flow": dict(kind="flow", arch="conv", **TINY)}
+    output_type = FlowOutput
+    loss_parts = {"total", "recon"}
+    reconstructs = False
+
+    def check_output(self, out, cfg):
+        assert out.v_hat.shape == out.v.shape == out.x_t.shape == (B, 1, 28, 28)
+        assert out.t.shape == (B,) and float(out.t.min()) >= 0 and float(out.t.max()) < 1
+        # x_t lies on the straight line from the noise x_0 = x_1 - v to the digit x_1, at time t
+        x1 = 2 * batch(out.t.device.type)[0] - 1
+        t = out.t[:, None, None, None]
+        torch.testing.assert_close(out.x_t, (1 - t) * (x1 - out.v) + t * x1)
+
+
+SUITES = [TestAutoEncoder, TestVAE, TestMultiStageVAE, TestClassifier, TestGAN, TestVAEGAN, TestCVAE, TestDDPM,
+          TestFlowMatching]
 
 
 def test_every_family_of_the_book_has_a_suite():
     tested = {ModelConfig(**c).kind for s in SUITES for c in s.configs.values()}
-    assert tested == {"ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae", "ddpm"} and tested <= set(kinds())
+    assert tested == {"ae", "vae", "multistage", "classifier", "gan", "vaegan", "cvae", "ddpm", "flow"} and tested <= set(kinds())
 
 
 @pytest.mark.parametrize("bad", [
@@ -122,6 +138,7 @@ def test_every_family_of_the_book_has_a_suite():
     dict(kind="ae", arch="fullconv", latent_dim=1000), dict(kind="gan", arch="mlp"), dict(kind="vaegan", arch="mlp"),
     dict(kind="cvae", arch="conv"), dict(kind="ddpm", arch="mlp"), dict(kind="ddpm", arch="conv", timesteps=1),
     dict(kind="ddpm", arch="conv", noise_schedule="sigmoid"), dict(kind="ddpm", arch="conv", timesteps=10.5),
+    dict(kind="flow", arch="mlp"),
 ])
 def test_bad_config_is_rejected(bad):
     with pytest.raises((ValueError, TypeError)):

@@ -12,6 +12,7 @@ from .gan import GAN, Discriminator, Generator
 from .vaegan import VAEGAN
 from .cvae import CVAE
 from .diffusion import DDPM, DiffusionOutput
+from .flow import FlowMatching, FlowOutput
 from .config import ModelConfig
 from .registry import FAMILIES, Family, GenerativeModel, family, is_conditional, kinds, register
 from .outputs import (
@@ -59,5 +60,5 @@ __all__ = [
     "GAN", "GANOutput", "Generator", "ModelConfig", "VAEGAN", "VAEGANOutput", "ADVERSARIAL_KINDS",
     "MultiStageOutput", "MultiStageVAE", "VAE", "VAEOutput", "build_model",
     "count_parameters", "layer_table", "model_from_state", "reparameterize", "MODEL_CLASSES",
-    "DDPM", "DiffusionOutput", "FAMILIES", "Family", "GenerativeModel", "family", "is_conditional", "kinds", "register",
+    "DDPM", "DiffusionOutput", "FlowMatching", "FlowOutput", "FAMILIES", "Family", "GenerativeModel", "family", "is_conditional", "kinds", "register",
 ]
