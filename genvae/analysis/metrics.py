@@ -5,8 +5,10 @@
 * :mod:`~genvae.analysis.likelihood`: reconstruction error, the ELBO and the IWAE bound;
 * :mod:`~genvae.analysis.codes`: the quality of a model's codes (kNN accuracy, silhouette, active units, collapse);
 * :mod:`~genvae.analysis.judge`: the classifier that reads images (:class:`~genvae.analysis.judge.Judge`);
-* :mod:`~genvae.analysis.samples`: generated images against real ones (Frechet distance, class entropy, sharpness);
-* :mod:`~genvae.analysis.paths`: rules about paths in latent space.
+* :mod:`~genvae.analysis.samples`: generated images against real ones (Frechet distance, class entropy, sharpness,
+  precision and recall, density and coverage, data copying);
+* :mod:`~genvae.analysis.paths`: rules about paths in latent space;
+* :mod:`~genvae.analysis.traces`: the trace of a network's Jacobian, exact and by Hutchinson's estimator.
 
 Conventions: reconstruction MSE is per *pixel* (mean over pixels and images), the usual way to quote it;
 likelihood bounds are per *image* in nats. The chapters' table glue (``latent_row``, ``ratio``,
@@ -28,10 +30,13 @@ from .judge import (
 from .samples import (
     frechet_distance, class_entropy, PUBLISHED_MNIST_FID, PUBLISHED_MNIST_FID_SD, PUBLISHED_MNIST_FID_SOURCE,
     effective_classes, samples_collapsed, generator_failure, saturation_step, sharpness, mean_pairwise_distance,
-    sample_quality, SampleJudge,
+    sample_quality, SampleJudge, precision_recall, density_coverage, nearest_distances, copying_report,
 )
 from .paths import (
     off_path_rate, ClassChanges, class_changes, switches_once,
+)
+from .traces import (
+    exact_jacobian_trace, hutchinson_trace,
 )
 
 __all__ = [
@@ -41,5 +46,6 @@ __all__ = [
     "confident_share", "frechet_distance", "class_entropy", "PUBLISHED_MNIST_FID", "PUBLISHED_MNIST_FID_SD",
     "PUBLISHED_MNIST_FID_SOURCE", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step",
     "sharpness", "mean_pairwise_distance", "sample_quality", "SampleJudge", "off_path_rate", "ClassChanges",
-    "class_changes", "switches_once",
+    "class_changes", "switches_once", "precision_recall", "density_coverage", "nearest_distances", "copying_report",
+    "exact_jacobian_trace", "hutchinson_trace",
 ]
