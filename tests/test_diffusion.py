@@ -104,3 +104,71 @@ def test_the_simple_loss_is_the_summed_squared_noise_error():
     eps_hat[0, 0, 0, :3] = torch.tensor([1.0, 2.0, 2.0])  # 9 for the first image, 0 for the second
     out = DiffusionOutput(eps_hat=eps_hat, eps=eps, t=torch.zeros(2, dtype=torch.long), x_t=eps)
     assert float(denoising_loss(out).total) == 4.5
+
+
+def _toy_ddpm(timesteps: int = 4):
+    """A tiny DDPM whose noise prediction is a fixed simple function, so that bounds are cheap to compute."""
+    with init_seed(0):
+        model = build_model(ModelConfig("ddpm", "conv", channels=(4, 8), hidden=(16,), timesteps=timesteps,
+                                        noise_schedule="cosine")).eval()
+    model.predict_noise = lambda x, t: 0.3 * x + 0.01 * t.float().view(-1, 1, 1, 1)
+    return model
+
+
+def test_the_negative_elbo_is_the_path_bound_computed_with_torch_distributions():
+    """-ELBO = E_q[log q(x_1..x_T | x_0) - log p(x_0..x_T)], sampled along whole forward chains and scored with
+    torch.distributions.Normal, agrees with the sum of closed-form Gaussian KLs (within 5 standard errors)."""
+    from torch.distributions import Normal
+
+    from genvae.models.diffusion import posterior_coefficients
+
+    T, n = 10, 4000
+    model = _toy_ddpm(T)
+    g = torch.Generator().manual_seed(0)
+    x0 = (torch.rand(1, 1, 28, 28, generator=g) * 2 - 1).expand(n, 1, 28, 28).contiguous()
+    betas = noise_schedule(T, "cosine")
+    abar = alpha_bars(betas).float()
+    # Near the best prediction for data that are all this one image (the noise that x_t holds), a little off,
+    # so every KL term is small but not zero and the estimates have a small spread.
+    def near_best(off: float):
+        return lambda x, t: ((x - abar[t].sqrt().view(-1, 1, 1, 1) * x0[:1])
+                             / (1 - abar[t]).sqrt().view(-1, 1, 1, 1) + off * x)
+
+    model.predict_noise = near_best(0.05)
+    c0, c1, var = posterior_coefficients(betas)
+    # the forward chain, step by step: x[i] is step index i (the papers' t = i + 1)
+    xs, prev = [], x0.double()
+    for i in range(T):
+        prev = (1 - betas[i]).sqrt() * prev + betas[i].sqrt() * torch.randn(prev.shape, generator=g, dtype=torch.float64)
+        xs.append(prev)
+    log_q = sum(Normal((1 - betas[i]).sqrt() * (xs[i - 1] if i else x0.double()), betas[i].sqrt()).log_prob(xs[i])
+                .flatten(1).sum(1) for i in range(T))
+    log_p = Normal(0.0, 1.0).log_prob(xs[-1]).flatten(1).sum(1)
+    for i in range(T - 1, 0, -1):  # p(x_{i-1} | x_i): the posterior's form at the predicted x_0
+        x0_hat = model.predict_x0(xs[i].float(), torch.full((n,), i)).double()
+        log_p = log_p + Normal(c0[i] * x0_hat + c1[i] * xs[i], var[i].sqrt()).log_prob(xs[i - 1]).flatten(1).sum(1)
+    x0_hat = model.predict_x0(xs[0].float(), torch.zeros(n, dtype=torch.long)).double()
+    log_p = log_p + Normal(x0_hat, betas[0].sqrt()).log_prob(x0.double()).flatten(1).sum(1)
+    path = log_q - log_p  # (n,) one-sample estimates of -ELBO
+    ours = model.negative_elbo(x0, torch.Generator().manual_seed(1), samples=8)
+    se = (path.var() / n + ours.var() / n).sqrt()
+    assert abs(float(path.mean() - ours.mean())) < 5 * float(se)
+    # The check has teeth: a prediction a little further off moves the bound by far more than the error bar.
+    model.predict_noise = near_best(0.08)
+    worse = model.negative_elbo(x0, torch.Generator().manual_seed(1), samples=8)
+    assert float(worse.mean() - path.mean()) > 20 * float(se)
+
+
+def test_bits_per_dim_follows_the_dequantisation_protocol():
+    from genvae.analysis.likelihood import dequantize, diffusion_bits_per_dim
+
+    x = torch.randint(0, 256, (3, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float() / 255
+    y = dequantize(x, torch.Generator().manual_seed(1))
+    k = torch.round(x * 255)
+    assert torch.all((y >= k / 256) & (y < (k + 1) / 256))  # each pixel inside its own cell
+    model = _toy_ddpm()
+    bpd = diffusion_bits_per_dim(model, x, samples=4, seed=2)
+    assert bpd == diffusion_bits_per_dim(model, x, samples=4, seed=2)  # seeded
+    g = torch.Generator().manual_seed(2)  # the same draws, by hand: 7 + nats / (D ln 2)
+    nats = model.negative_elbo(2 * dequantize(x, g) - 1, g, 4).mean()
+    assert bpd == pytest.approx(7 + float(nats) / (784 * math.log(2)), rel=1e-12)

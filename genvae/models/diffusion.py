@@ -64,6 +64,21 @@ def q_sample(x0: Tensor, alpha_bar: Tensor, eps: Tensor) -> Tensor:
     return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
 
+def posterior_coefficients(betas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The Gaussian q(x_{t-1} | x_t, x_0) = N(c0_t x_0 + c1_t x_t, var_t I) at every step index, each ``(T,)``:
+
+        c0_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t),  c1_t = sqrt(1 - beta_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t),
+        var_t = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)   (beta tilde),
+
+    with alpha_bar_{-1} = 1, so that at index 0 the posterior is x_0 itself (c0 = 1, c1 = 0, var = 0).
+    """
+    abar = alpha_bars(betas)
+    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])  # alpha_bar_{t-1}
+    c0 = prev.sqrt() * betas / (1 - abar)
+    c1 = (1 - betas).sqrt() * (1 - prev) / (1 - abar)
+    return c0, c1, betas * (1 - prev) / (1 - abar)
+
+
 def ddim_steps(timesteps: int, steps: int) -> list[int]:
     """The step indices a ``steps``-step DDIM visits, from T-1 down to 0, evenly spaced and distinct."""
     steps = min(check_count(steps, "steps"), timesteps)
@@ -152,6 +167,50 @@ class DDPM(Family, nn.Module):
             else:
                 x = mean
         return from_signal(x)
+
+    def predict_x0(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The x_0 that the predicted noise implies at step indices ``t`` (not clipped): the reverse step's mean
+        is the posterior q(x_{t-1} | x_t, x_0) at this guess."""
+        a = self.schedule(x_t.device)[1][t].view(-1, 1, 1, 1)
+        return (x_t - (1 - a).sqrt() * self.predict_noise(x_t, t)) / a.sqrt()
+
+    @torch.no_grad()
+    def negative_elbo(self, x0: Tensor, generator: torch.Generator | None = None, samples: int = 50) -> Tensor:
+        """An unbiased estimate of -ELBO for signals ``x0`` ``(B, 1, 28, 28)`` in [-1, 1]: ``(B,)`` nats, float64.
+
+        The bound is a sum of Gaussian KL divergences (chapter 5's closed form), one per step, between the
+        forward process's posterior q(x_{t-1} | x_t, x_0) and the model's reverse step, which has the same
+        variance (beta tilde) and the posterior's mean at the predicted x_0:
+
+            -ELBO = KL(q(x_T | x_0) || N(0, I))                     the prior term, exact
+                  + sum_{t >= 1} E_q KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t))   T - 1 terms
+                  + E_q[-log N(x_0; predicted x_0 at step 0, beta_0 I)]           the decoder term.
+
+        The T - 1 middle terms are estimated by ``samples`` steps drawn uniformly per image, each with one
+        x_t ~ q(x_t | x_0) (times T - 1); the decoder term by one draw. Steps and noise come from ``generator``.
+        """
+        check_images(x0, values=False)
+        dev, T = x0.device, self.config.timesteps
+        betas64 = noise_schedule(T, self.config.noise_schedule)
+        abar64 = alpha_bars(betas64)
+        c0, _, var = (v.to(dev) for v in posterior_coefficients(betas64))
+        abar = abar64.float().to(dev)
+        flat = x0.double().flatten(1)  # (B, D)
+        a_T = float(abar64[-1])
+        prior = 0.5 * (a_T * flat.pow(2) - a_T - math.log(1 - a_T)).sum(1)  # KL(N(sqrt(a) x0, 1 - a) || N(0, 1))
+
+        def draw(t: Tensor) -> Tensor:  # the model's x_0 guess from one x_t ~ q(x_t | x_0), (B, D) float64
+            eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype)
+            return self.predict_x0(q_sample(x0, abar[t], eps), t).double().flatten(1)
+
+        zero = torch.zeros(len(x0), dtype=torch.long, device=dev)
+        b0 = float(betas64[0])
+        decoder = 0.5 * ((flat - draw(zero)).pow(2) / b0 + math.log(2 * math.pi * b0)).sum(1)
+        middle = torch.zeros(len(x0), dtype=torch.float64, device=dev)
+        for _ in range(check_count(samples, "samples")):
+            t = torch.randint(1, T, (len(x0),), generator=generator, device=dev)  # (B,) in 1 .. T-1
+            middle += c0[t].pow(2) * (flat - draw(t)).pow(2).sum(1) / (2 * var[t])
+        return prior + decoder + middle * (T - 1) / samples
 
     def decode(self, z: Tensor, steps: int = 50) -> Tensor:
         """Images in [0, 1] from noise codes ``z`` ``(n, 784)`` (or ``(n, 1, 28, 28)``), by DDIM in ``steps`` calls."""
