@@ -681,6 +681,25 @@ def _gan_recipes_md() -> str:
     return "\n".join(out)
 
 
+def _diffusion_recipes_md() -> str:
+    path = HERE / "diffusion_recipes.json"
+    if not path.exists():
+        return ""
+    out = ["## Recipes of the diffusion and flow-matching models\n",
+           "*`benchmarks/diffusion_recipes.py`: each candidate trained on 60,000 images, then sampled at several "
+           "costs (network evaluations: DDIM steps, or Euler and Heun steps) and judged by the book's classifier, "
+           "1,000 samples against 1,000 real test images (Frechet distance in the classifier's features, effective "
+           "classes = exp(class entropy)). Seconds: training, and sampling the 1,000 images.*\n"]
+    for rec in json.loads(path.read_text()):
+        rows = [{"recipe": r["label"], "sampler": r["sampler"], "network evaluations": r["network evaluations"],
+                 "train seconds": r["train seconds"], "sample seconds": r["sample seconds"],
+                 "Frechet distance": r["Frechet distance"], "effective classes": math.exp(r["class entropy (nats)"])}
+                for r in rec["rows"]]
+        threads = f", {rec['threads']} threads" if "threads" in rec else ""
+        out += [f"**{rec['device']}{threads}, {rec['date']}, torch {rec['torch']}**\n", table(rows)]
+    return "\n".join(out)
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -747,6 +766,7 @@ def render() -> None:
         if device_suffix == "":
             parts.append(_recipes_md())
             parts.append(_gan_recipes_md())
+            parts.append(_diffusion_recipes_md())
     (HERE / "RESULTS.md").write_text("\n".join(parts))
     print(f"wrote {HERE / 'RESULTS.md'}")
 
