@@ -28,7 +28,7 @@ from ..checks import check_count
 from ..utils import device_of
 from .blocks import check_images
 from .config import ModelConfig
-from .losses import LossParts, objective
+from .losses import LossParts, objective, squared_error
 from .registry import Family, register
 from .unet import UNet, from_signal, to_signal
 
@@ -141,8 +141,7 @@ class DDPM(Family, nn.Module):
         for j, i in enumerate(visit):
             a = abar[i]
             a_next = abar[visit[j + 1]] if j + 1 < len(visit) else torch.ones((), device=x.device)
-            eps = self.predict_noise(x, torch.full((len(x),), i, device=x.device))
-            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            x0 = self.predict_x0(x, torch.full((len(x),), i, device=x.device)).clamp(-1, 1)
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt()  # the noise consistent with the clipped x_0
             x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
         return from_signal(x)
@@ -158,8 +157,7 @@ class DDPM(Family, nn.Module):
         for i in reversed(range(self.config.timesteps)):
             a, b = abar[i], betas[i]
             a_prev = abar[i - 1] if i > 0 else torch.ones((), device=dev)
-            eps = self.predict_noise(x, torch.full((len(x),), i, device=dev))
-            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            x0 = self.predict_x0(x, torch.full((len(x),), i, device=dev)).clamp(-1, 1)
             mean = (a_prev.sqrt() * b * x0 + (1 - b).sqrt() * (1 - a_prev) * x) / (1 - a)
             if i > 0:
                 var = b * (1 - a_prev) / (1 - a)  # the posterior's variance, beta tilde
@@ -226,7 +224,7 @@ class DDPM(Family, nn.Module):
 
 def denoising_loss(out: DiffusionOutput) -> LossParts:
     """Ho et al.'s "simple" loss: ``|eps - eps_hat|^2`` summed over pixels, mean over the batch."""
-    mse = (out.eps_hat - out.eps).pow(2).sum((1, 2, 3)).mean()
+    mse = squared_error(out.eps_hat, out.eps)
     return LossParts(total=mse, recon=mse)
 
 

@@ -23,7 +23,7 @@ from ..checks import check_count
 from ..utils import device_of
 from .blocks import check_images
 from .config import ModelConfig
-from .losses import LossParts, objective
+from .losses import LossParts, objective, squared_error
 from .registry import Family, register
 from .unet import UNet, from_signal, to_signal
 
@@ -107,7 +107,7 @@ class FlowMatching(Family, nn.Module):
 
 def flow_matching_loss(out: FlowOutput) -> LossParts:
     """The conditional flow-matching loss: ``|v_hat - (x_1 - x_0)|^2`` summed over pixels, mean over the batch."""
-    mse = (out.v_hat - out.v).pow(2).sum((1, 2, 3)).mean()
+    mse = squared_error(out.v_hat, out.v)
     return LossParts(total=mse, recon=mse)
 
 

@@ -82,6 +82,11 @@ def _check_weight(name: str, value) -> None:
 _IMAGE_DIMS = (-3, -2, -1)
 
 
+def squared_error(a: Tensor, b: Tensor) -> Tensor:
+    """``|a - b|^2`` summed over each image's pixels, mean over the batch: images ``(B, C, H, W)`` -> 0-d."""
+    return (a - b).pow(2).sum(_IMAGE_DIMS).mean()
+
+
 def _image_dot(a: Tensor, b: Tensor) -> Tensor:
     """Sum of ``a * b`` over the image dimensions; ``b`` may lack ``a``'s leading sample dimension.
 
@@ -345,5 +350,5 @@ def _gan_objective(out, x, y, *, adversarial="nonsaturating", **_) -> LossParts:
 def _vaegan_objective(out, x, y, *, beta=1.0, adversarial="nonsaturating", adv_weight=1.0, **_) -> LossParts:
     p = vaegan_losses(out, beta, adv_weight, adversarial)
     d = discriminator_loss(out.real_logits, torch.cat([out.recon_logits, out.prior_logits]))  # monitoring
-    mse = (out.x_hat - x).pow(2).sum(_IMAGE_DIMS).mean()
+    mse = squared_error(out.x_hat, x)
     return LossParts(total=p["encoder"] + p["decoder"] + d, recon=mse, kl=p["kl"], d=d, g=p["g"], feature=p["feature"])
