@@ -5,6 +5,8 @@
     genvae reproduce [--quick] [--only SUBSTRING] [--dataset NAME] [--check [--rtol R]]
     genvae data check [--root DIR]
     genvae cache list | verify | prune [--dry-run] [--cache DIR]
+    genvae cache export PACK [--quick | --full] [--dataset NAME] [--only SUBSTRING] [--cache DIR]
+    genvae cache import PACK [--cache DIR]
     genvae chapters [NAME ...] [--out DIR] [--build-output DIR] [--jobs N]
 
 Exit codes: 0 done; 2 the command line is wrong (an unknown command or option, a bad option value: argparse's
@@ -103,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_cache_parser(sub) -> None:
     cache_help = "the model cache folder (default: GENVAE_CACHE or ~/.cache/genvae/models)"
-    k = sub.add_parser("cache", help="list, verify and prune the trained-model cache")
+    k = sub.add_parser("cache", help="list, verify, prune, export and import the trained-model cache")
     k.add_argument("--cache", metavar="DIR", dest="cache_dir", help=cache_help)
     ksub = k.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     for name, text in (
@@ -119,6 +121,34 @@ def _add_cache_parser(sub) -> None:
         a.add_argument("--cache", metavar="DIR", dest="cache_dir", default=argparse.SUPPRESS, help=cache_help)
         if name == "prune":
             a.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    _add_pack_parsers(ksub, cache_help)
+
+
+def _add_pack_parsers(ksub, cache_help: str) -> None:
+    """``genvae cache export | import``: see :mod:`genvae.storage.packs`."""
+    from .data import DATASETS
+
+    text = ("write cache entries into one pack file (a tar archive with a JSON manifest of every file's SHA-256) "
+            "to import elsewhere. By default every complete entry of a registry model (`genvae list`): both modes, "
+            "both data sets; each is read in full first and a bad one is left out")
+    e = ksub.add_parser("export", help=text, description=text)
+    e.add_argument("pack", metavar="PACK", help="the pack file to write (replaced if it exists), e.g. models.tar")
+    e.add_argument("--cache", metavar="DIR", dest="cache_dir", default=argparse.SUPPRESS, help=cache_help)
+    mode = e.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="quick", action="store_const", const=True, default=None,
+                      help="only quick-mode entries")
+    mode.add_argument("--full", dest="quick", action="store_const", const=False, help="only full-mode entries")
+    e.add_argument("--dataset", default=None, metavar="NAME", choices=sorted(DATASETS),
+                   help="only entries of this data set: mnist or fashion-mnist")
+    e.add_argument("--only", default="", metavar="SUBSTRING", help="only entries whose name contains this")
+    text = ("add the entries of a pack to the cache, after verifying all of it (every file's SHA-256, only plain "
+            "files with an entry's file names, every key a registry model's and the one its configurations give, "
+            "the cache format); a bad pack is refused with exit 1 and the cache left as it was. An entry already "
+            "present is skipped if identical, kept if it differs (remove it to take the pack's), replaced if "
+            "partial or corrupt")
+    i = ksub.add_parser("import", help=text, description=text)
+    i.add_argument("pack", metavar="PACK", help="the pack file to read")
+    i.add_argument("--cache", metavar="DIR", dest="cache_dir", default=argparse.SUPPRESS, help=cache_help)
 
 
 def _format_metrics(metrics: dict[str, float]) -> str:
@@ -258,6 +288,8 @@ def _cmd_cache(args) -> int:
     from .storage import cachedir
     from .experiments import registry_keys
 
+    if args.cache_command in ("export", "import"):
+        return _cmd_pack(args, registry_keys())
     scanned = cachedir.scan(args.cache_dir, known=registry_keys())
     if args.cache_command == "list":
         print("\n".join(cachedir.table(scanned)))
@@ -284,6 +316,38 @@ def _cmd_cache(args) -> int:
     print(f"{'would free' if args.dry_run else 'freed'} {freed} ({len(report.removed)} removed, "
           f"{len(report.kept)} kept)")
     return 0
+
+
+def _cmd_pack(args, known) -> int:
+    """``genvae cache export | import``: see :mod:`genvae.storage.packs`."""
+    from .storage import packs
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if args.cache_command == "export":
+        packs.export_pack(args.pack, args.cache_dir, known=known, quick=args.quick, dataset=args.dataset,
+                          only=args.only, say=say)
+        return 0
+    result = packs.import_pack(args.pack, args.cache_dir, known=known, say=say)
+    _precision_note(result)
+    return 0
+
+
+def _precision_note(result) -> None:
+    """Say when entries of a pack are for the other precision than this machine's recipes: the book will not
+    load them (the precision is part of the cache key) unless GENVAE_PRECISION says so."""
+    from .experiments import REGISTRY
+    from .settings import training_precision
+    from .storage.cache import resolve
+
+    in_use = {resolve(e.request, quick).key for e in REGISTRY.values() for quick in (False, True)}
+    other = [e for e, action, _ in result.actions if action != "kept" and e.key not in in_use]
+    if other:
+        mine = training_precision()
+        print(f"note: {len(other)} of these entries were trained in another precision than this machine's recipes "
+              f"({mine}), so the book will train its own; set GENVAE_PRECISION="
+              f"{'fp32' if mine == 'bf16' else 'bf16'} to use them", flush=True)
 
 
 def _env_quick() -> bool:
