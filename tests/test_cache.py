@@ -326,6 +326,25 @@ def test_cached_eval_computes_once_and_recomputes_when_the_inputs_change(monkeyp
     assert not (t.path / "evals.json").exists()
 
 
+def test_cached_eval_keys_a_module_argument_on_its_weights(monkeypatch):
+    """A judge network passed to an evaluation: the same weights find the kept result, other weights do not."""
+    t = _train()
+    calls = []
+
+    def judged(model, judge):
+        calls.append(1)
+        return float(judge.weight.sum())
+
+    judge = torch.nn.Linear(3, 2)
+    first = cache.cached_eval(t, judged, judge)
+    copy = torch.nn.Linear(3, 2)
+    copy.load_state_dict(judge.state_dict())
+    assert cache.cached_eval(t, judged, copy) == first and calls == [1]
+    with torch.no_grad():
+        copy.weight.add_(1.0)
+    assert cache.cached_eval(t, judged, copy) != first and calls == [1, 1]
+
+
 def test_cached_eval_does_not_keep_a_non_finite_number():
     t = _train()
     with pytest.warns(CacheWarning, match="not finite"):

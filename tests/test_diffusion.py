@@ -172,3 +172,21 @@ def test_bits_per_dim_follows_the_dequantisation_protocol():
     g = torch.Generator().manual_seed(2)  # the same draws, by hand: 7 + nats / (D ln 2)
     nats = model.negative_elbo(2 * dequantize(x, g) - 1, g, 4).mean()
     assert bpd == pytest.approx(7 + float(nats) / (784 * math.log(2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_the_elbo_weight_of_each_step_is_ho_et_als_closed_form(kind):
+    """lambda_t = beta_t^2 / (2 sigma_t^2 alpha_t (1 - alpha_bar_t)) with sigma_t^2 = beta tilde_t (Ho et al.,
+    eq. 12), written from the schedule directly, against elbo_weights (from the posterior's coefficients)."""
+    from genvae.models.diffusion import elbo_weights, signal_to_noise
+
+    betas = noise_schedule(100, kind)
+    abar = torch.cumprod(1 - betas, 0)
+    prev = torch.cat([torch.ones(1, dtype=abar.dtype), abar[:-1]])
+    tilde = betas * (1 - prev) / (1 - abar)
+    ho = betas.pow(2) / (2 * tilde * (1 - betas) * (1 - abar))
+    w = elbo_weights(betas)
+    assert torch.isnan(w[0])
+    assert torch.allclose(w[1:], ho[1:], rtol=1e-9)
+    snr = signal_to_noise(abar)
+    assert bool((snr[1:] < snr[:-1]).all()), "the signal-to-noise ratio falls at every step"

@@ -34,7 +34,7 @@ def training_path(name: str) -> tuple:
 # 7 and 18 s of one CPU, against 15 and 38 s for the 2-epoch gan_d32 and vaegan_d32).
 REPRESENTATIVES = ["ae_d2", "small_conv_ae_d2", "overcomplete_ae", "classifier", "vae_d2",
                    "vae_bernoulli_d50", "ms_d2_b1_g10", "gan_d32_e1", "gan_d32_minimax_e1", "vaegan_d32_e1_n20000",
-                   "cvae_d8"]
+                   "cvae_d8", "ddpm", "flow"]
 
 
 def test_every_training_path_is_tested():
@@ -130,7 +130,7 @@ KEYS_BEFORE = {  # name: (full-mode key, quick-mode key)
 MNIST_ADDED = [
     "gan_d32", "gan_d32_e1", "gan_d32_e1_s1", "gan_d32_e1_s2", "gan_d32_minimax_e1", "gan_d32_minimax_e1_s1",
     "gan_d32_minimax_e1_s2", "vaegan_d32", "vaegan_d32_w100_e1_n20000", "vaegan_d32_e1_n20000",
-    "vaegan_d32_w0.01_e1_n20000", "vae_d8", "ms_d8_b1_g10", "cvae_d8",
+    "vaegan_d32_w0.01_e1_n20000", "vae_d8", "ms_d8_b1_g10", "cvae_d8", "ddpm", "flow",
 ]
 
 

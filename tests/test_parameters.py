@@ -37,6 +37,9 @@ MATRIX = {
     # MNIST here: on Fashion-MNIST the digit parts are skipped, and this run must reach them too.
     "11_conditional_vae": dict(latent_dim=4, gamma=5.0, n_eval=400, n_sources=50, n_sweep=6, steps=[-1.0, 0.0, 1.0],
                                n_analogies=60, analogy_pair=[2, 5], dataset="mnist"),
+    "12_diffusion": dict(**FASHION, n_samples=100, ddim_steps=[4], n_ancestral=2, bpd_images=6, bpd_samples=2),
+    "13_flow_matching": dict(**FASHION, n_samples=100, evaluations=[4], toy_steps=200, ll_images=4, ll_steps=3,
+                             latent_dim=8, latent_steps=200),
 }
 
 

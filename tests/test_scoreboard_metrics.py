@@ -356,3 +356,32 @@ def test_a_map_that_ignores_x_has_trace_0():
 def test_bad_trace_input_gets_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# --- Quality against the sampler's cost ----------------------------------------------------------------------
+
+class _Stub(torch.nn.Module):
+    """A 'generator' whose images depend on the noise (from the generator) and on a steps argument."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def sample(self, n, generator=None, steps=1):
+        return (torch.rand(n, 1, 28, 28, generator=generator) / steps).clamp(0, 1)
+
+
+def test_quality_by_cost_judges_each_setting_from_the_same_noise():
+    from genvae.models import ModelConfig, build_model
+
+    with init_seed(0):
+        clf = build_model(ModelConfig("classifier", channels=(4, 8), hidden=(16,)))
+    ref = images(40, seed=3)
+    rows = metrics.quality_by_cost(_Stub(), clf, ref, [{"steps": 1}, {"steps": 2}], n=30, seed=4)
+    judge = metrics.SampleJudge(clf, ref)
+    for row, steps in zip(rows, (1, 2)):
+        expected = judge((torch.rand(30, 1, 28, 28, generator=_gen(4)) / steps).clamp(0, 1))
+        assert row == pytest.approx(expected)
+    assert rows[0]["Frechet distance"] != rows[1]["Frechet distance"]
+    with pytest.raises(ValueError):
+        metrics.quality_by_cost(_Stub(), clf, ref, [], n=30)

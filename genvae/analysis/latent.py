@@ -11,7 +11,7 @@ from ..utils import batched
 
 __all__ = [
     "encode", "decode", "reconstruct", "centroids", "distance_matrix", "nearest_classes",
-    "neighbour_rank", "neighbour_phrase", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "PCA",
+    "neighbour_rank", "neighbour_phrase", "claim_ranks", "style_alignment", "line_path", "tour", "FittedGaussian", "LatentFlow", "PCA",
     "CodePlane", "grid_codes", "class_borders", "encode_gaussian", "CodeCache", "discriminate", "frame_changes", "midpoint_norms",
 ]
 
@@ -196,6 +196,65 @@ class FittedGaussian:
         """``n`` codes ``(n, D)``, drawn with ``generator`` (never the global RNG's state)."""
         eps = torch.randn(n, len(self.mean), generator=generator)
         return self.mean + eps @ self._chol.T
+
+
+class LatentFlow:
+    """Flow matching on a set of codes ``(N, D)``: a small MLP velocity field carries N(0, I) to the codes'
+    distribution, the next step after :class:`FittedGaussian` (which can only match their mean and covariance).
+
+    The codes are standardised (each dimension to mean 0, standard deviation 1) before fitting, and sampling
+    undoes it (``standardise=False`` fits the codes as they are). Fitting is a plain loop of ``steps`` Adam steps on random batches, all drawn from a generator
+    seeded with ``seed`` (the network's initial weights too), so a fit is repeatable and leaves the global
+    random state alone. ``losses`` holds the loss of every step; ``seconds`` the fit's time.
+    """
+
+    def __init__(self, z: torch.Tensor, steps: int = 3000, batch_size: int = 256, lr: float = 2e-3,
+                 hidden: tuple[int, ...] = (256, 256), seed: int = 0, standardise: bool = True):
+        import time
+
+        from ..models.flow import LatentVelocity, conditional_path, latent_flow_loss
+
+        check_codes(z)
+        steps, batch_size = check_count(steps, "steps"), check_count(batch_size, "batch_size")
+        if len(z) < 2:
+            raise ValueError(f"fitting a flow needs at least 2 codes, got {len(z)}")
+        z = z.detach().float().cpu()
+        if standardise:
+            self.mean, self.std = z.mean(0), z.std(0).clamp_min(1e-6)
+        else:
+            self.mean, self.std = torch.zeros(z.shape[1]), torch.ones(z.shape[1])
+        data = (z - self.mean) / self.std  # (N, D)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.velocity = LatentVelocity(z.shape[1], hidden)
+        g = torch.Generator().manual_seed(seed)
+        opt = torch.optim.Adam(self.velocity.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        losses = torch.empty(steps)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            x1 = data[torch.randint(len(data), (batch_size,), generator=g)]  # (B, D) codes
+            x0 = torch.randn(x1.shape, generator=g)  # (B, D) noise
+            t = torch.rand(batch_size, generator=g)  # (B,)
+            x_t, v = conditional_path(x0, x1, t)
+            loss = latent_flow_loss(self.velocity(x_t, t), v)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses[i] = loss.detach()
+        self.seconds = time.perf_counter() - t0
+        self.losses = losses
+        self.velocity.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 50,
+               solver: str = "heun") -> torch.Tensor:
+        """``n`` codes ``(n, D)``: noise drawn with ``generator``, carried by the ODE in ``steps`` solver steps."""
+        from ..models.flow import integrate
+
+        x = torch.randn(check_count(n), len(self.mean), generator=generator)
+        return integrate(self.velocity, x, steps, solver) * self.std + self.mean
 
 
 class PCA:

@@ -31,7 +31,7 @@ from .judge import (
 from .samples import (
     frechet_distance, class_entropy, PUBLISHED_MNIST_FID, PUBLISHED_MNIST_FID_SD, PUBLISHED_MNIST_FID_SOURCE,
     effective_classes, samples_collapsed, generator_failure, saturation_step, sharpness, mean_pairwise_distance,
-    sample_quality, SampleJudge, precision_recall, density_coverage, nearest_distances, copying_report,
+    sample_quality, SampleJudge, quality_by_cost, precision_recall, density_coverage, nearest_distances, copying_report,
 )
 from .paths import (
     off_path_rate, ClassChanges, class_changes, switches_once,
@@ -46,7 +46,7 @@ __all__ = [
     "active_units", "is_collapsed", "collapse_kind", "class_separation", "accuracy", "Judgement", "Judge",
     "confident_share", "frechet_distance", "class_entropy", "PUBLISHED_MNIST_FID", "PUBLISHED_MNIST_FID_SD",
     "PUBLISHED_MNIST_FID_SOURCE", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step",
-    "sharpness", "mean_pairwise_distance", "sample_quality", "SampleJudge", "off_path_rate", "ClassChanges",
+    "sharpness", "mean_pairwise_distance", "sample_quality", "SampleJudge", "quality_by_cost", "off_path_rate", "ClassChanges",
     "class_changes", "switches_once", "precision_recall", "density_coverage", "nearest_distances", "copying_report",
     "exact_jacobian_trace", "hutchinson_trace",
 ]

@@ -182,6 +182,19 @@ class SampleJudge(Judge):
         return sample_quality(self.judgement(images), self.reference)
 
 
+def quality_by_cost(model: nn.Module, classifier: nn.Module, reference: torch.Tensor, settings: list[dict],
+                    n: int, seed: int = 0) -> list[dict[str, float]]:
+    """:func:`sample_quality` of ``n`` samples ``model.sample(n, generator, **kwargs)`` for each ``kwargs`` in
+    ``settings`` (``[{"steps": 10}, {"steps": 25, "solver": "heun"}]``...), judged by ``classifier`` against the
+    real ``reference`` images. Every setting starts from the same noise (``seed``), so the rows differ by the
+    sampler alone. Costly (``n`` samples per setting); chapters keep it with the model through
+    :func:`genvae.storage.evals.cached_eval`."""
+    if not settings or not all(isinstance(k, dict) for k in settings):
+        raise ValueError(f"settings must be a non-empty list of keyword dicts for model.sample, got {settings!r}")
+    judge = SampleJudge(classifier, reference)
+    return [judge(model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)) for kwargs in settings]
+
+
 # --- Precision, recall, density and coverage on k-nearest-neighbour balls ------------------------------------
 # Distances between feature sets of 10,000 rows do not fit in memory at once (10,000 x 10,000 float64 is 800 MB),
 # so every pass over pairs goes in blocks of rows of at most _BLOCK_ELEMENTS distances: 2 million, 16 MiB in

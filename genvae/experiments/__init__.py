@@ -5,7 +5,8 @@ Chapters use one namespace, ``genvae.experiments`` (``experiments.vae(2).load()`
 """
 
 from .registry import (
-    bernoulli_vae, BETAS, book_experiments, classifier, conv_ae, CONV_EPOCHS, cvae, Experiment,
+    bernoulli_vae, BETAS, book_experiments, classifier, conv_ae, CONV_EPOCHS, cvae, ddpm, DIFFUSION_EPOCHS,
+    diffusion_recipe, Experiment, flow_matching, UNET_WIDTHS,
     FAILURE_EPOCHS, FAILURE_SEEDS, GAMMA_SWEEP_WEIGHTS, GAMMAS, gan, GAN_EPOCHS, gan_recipe, get, load_all, mlp_ae,
     MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, SEEDS,
     STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
@@ -13,7 +14,8 @@ from .registry import (
 from .schedule import default_jobs, plan, Progress, reproduce, training_flops, UnitResult
 
 __all__ = [
-    "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "default_jobs",
+    "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "ddpm",
+    "default_jobs", "DIFFUSION_EPOCHS", "diffusion_recipe", "flow_matching", "UNET_WIDTHS",
     "Experiment", "FAILURE_EPOCHS", "FAILURE_SEEDS", "GAMMA_SWEEP_WEIGHTS", "GAMMAS", "gan", "GAN_EPOCHS",
     "gan_recipe", "get", "load_all", "mlp_ae", "MLP_EPOCHS", "multistage", "on_dataset", "overcomplete_ae", "plan",
     "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "SEEDS", "STYLE_DIM", "SUFFIXES",

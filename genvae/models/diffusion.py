@@ -25,12 +25,12 @@ import torch
 from torch import Tensor, nn
 
 from ..checks import check_count
-from ..utils import device_of
+from ..utils import batched, device_of
 from .blocks import check_images
 from .config import ModelConfig
 from .losses import LossParts, objective, squared_error
 from .registry import Family, register
-from .unet import UNet, from_signal, to_signal
+from .unet import UNet, from_signal, sampling_precision, to_signal
 
 NOISE_SCHEDULES = ("linear", "cosine")
 
@@ -77,6 +77,25 @@ def posterior_coefficients(betas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     c0 = prev.sqrt() * betas / (1 - abar)
     c1 = (1 - betas).sqrt() * (1 - prev) / (1 - abar)
     return c0, c1, betas * (1 - prev) / (1 - abar)
+
+
+def signal_to_noise(alpha_bar: Tensor) -> Tensor:
+    """SNR_t = alpha_bar_t / (1 - alpha_bar_t): the signal's variance over the noise's in x_t (x_0 of unit scale)."""
+    return alpha_bar / (1 - alpha_bar)
+
+
+def elbo_weights(betas: Tensor) -> Tensor:
+    """lambda_t, ``(T,)``: the ELBO's term at step index t >= 1 is lambda_t |eps - eps_hat|^2 (float64).
+
+    The KL between q(x_{t-1} | x_t, x_0) and the model's step, both with variance beta tilde_t, is
+    c0_t^2 |x_0 - x0_hat|^2 / (2 beta tilde_t), and x_0 - x0_hat = sqrt((1 - alpha_bar_t) / alpha_bar_t) (eps_hat - eps).
+    The simple loss weighs every step by 1 instead. Index 0 (the decoder term, not a KL) is set to NaN.
+    """
+    c0, _, var = posterior_coefficients(betas.double())
+    abar = alpha_bars(betas.double())
+    w = c0.pow(2) * (1 - abar) / abar / (2 * var)
+    w[0] = math.nan
+    return w
 
 
 def ddim_steps(timesteps: int, steps: int) -> list[int]:
@@ -211,8 +230,10 @@ class DDPM(Family, nn.Module):
         return prior + decoder + middle * (T - 1) / samples
 
     def decode(self, z: Tensor, steps: int = 50) -> Tensor:
-        """Images in [0, 1] from noise codes ``z`` ``(n, 784)`` (or ``(n, 1, 28, 28)``), by DDIM in ``steps`` calls."""
-        return self.ddim(z.reshape(len(z), 1, 28, 28).to(device_of(self)), steps)
+        """Images in [0, 1] from noise codes ``z`` ``(n, 784)`` (or ``(n, 1, 28, 28)``), by DDIM in ``steps`` calls:
+        in batches (:func:`genvae.utils.batched`), the network in :func:`~genvae.models.unet.sampling_precision`."""
+        with sampling_precision(device_of(self)):
+            return batched(self, lambda x: self.ddim(x, steps).float(), z.reshape(len(z), 1, 28, 28))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 50) -> Tensor:

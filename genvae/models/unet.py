@@ -18,11 +18,13 @@ from ``ModelConfig.channels`` (c1, c2) and the embedding's width from ``hidden[-
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
 
+from ..settings import training_precision
 from .config import ModelConfig
 
 
@@ -34,6 +36,16 @@ def to_signal(x: torch.Tensor) -> torch.Tensor:
 def from_signal(s: torch.Tensor) -> torch.Tensor:
     """The models' [-1, 1] scale -> images in [0, 1] (clipped)."""
     return ((s + 1) / 2).clamp(0, 1)
+
+
+def sampling_precision(device: torch.device):
+    """The context in which the samplers call the U-Net: bf16 autocast where the book trains in bf16 (a CPU with
+    native bf16, :func:`genvae.settings.training_precision`), else nothing. The solver's state stays float32;
+    only the network's convolutions run in bf16 (measured: 0.85-0.9 ms instead of 1.5-3.4 ms per image and
+    evaluation on one CPU thread, batches of 100-500, the 16/32 U-Net)."""
+    if training_precision() == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def time_embedding(t: torch.Tensor, dim: int, scale: float = 1000.0) -> torch.Tensor:

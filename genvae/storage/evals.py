@@ -19,10 +19,17 @@ EVALS = checkpoint.EVALS
 
 
 def _fingerprint(value) -> str:
-    """A stable text for an argument: tensors by a digest of their bytes, everything else by repr."""
+    """A stable text for an argument: tensors by a digest of their bytes, modules (a judge network passed to an
+    evaluation) by their class and a digest of every parameter and buffer, everything else by repr."""
     if isinstance(value, torch.Tensor):
         t = value.detach().cpu().contiguous()
         return f"tensor{tuple(t.shape)}:{t.dtype}:{hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}"
+    if isinstance(value, torch.nn.Module):
+        digest = hashlib.sha256()
+        for name, t in sorted(value.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(_fingerprint(t).encode())
+        return f"module:{type(value).__qualname__}:{digest.hexdigest()[:16]}"
     return repr(value)
 
 
