@@ -201,10 +201,10 @@ def _cmd_reproduce(args) -> int:
     dataset = args.dataset or book_dataset()  # --dataset is one of DATASETS (argparse checked it)
     if dataset not in DATASETS:
         raise ValueError(f"GENVAE_DATASET={dataset!r} is not a data set: choose {' or '.join(sorted(DATASETS))}")
-    todo = [e for e in book_experiments(dataset) if args.only in e.name]
+    quick = args.quick or _env_quick()
+    todo = [e for e in book_experiments(dataset, quick=quick) if args.only in e.name]
     if not todo:
         raise KeyError(f"no {dataset} experiment name contains {args.only!r}")
-    quick = args.quick or _env_quick()
     device = resolve_device(args.device)
     if args.check:
         return _check_reproduction(todo, dataset, quick, device, args.rtol)

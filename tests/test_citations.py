@@ -42,13 +42,17 @@ def citations(text: str) -> list[str]:
 def match(citation: str, known: dict[str, tuple[str, ...]]) -> list[str]:
     """The keys whose first author and year both appear in the citation's text. Where several entries share
     both, the citation's form picks one, as author–year style does: "et al." for three or more authors,
-    "A and B" (or "A & B") naming the second author for two."""
+    "A and B" (or "A & B") naming the second author for two; and where two entries of the same two authors
+    in the same year remain (Nichol & Dhariwal, Dhariwal & Nichol), the one whose first author comes first."""
     keys = [key for key, (year, first, *_) in known.items() if first in citation and year in citation]
     if len(keys) > 1:
         if "et al" in citation:
             keys = [k for k in keys if len(known[k]) > 3]
         else:
             keys = [k for k in keys if len(known[k]) <= 3 and all(n in citation for n in known[k][2:])]
+    if len(keys) > 1:
+        earliest = min(citation.index(known[k][1]) for k in keys)
+        keys = [k for k in keys if citation.index(known[k][1]) == earliest]
     return keys
 
 
@@ -72,6 +76,9 @@ def test_citations_are_found_and_matched_by_author_and_year():
     assert match("Kingma et al., 2014", known) == ["kingma2014semi"]  # the same first author and year: the form
     assert match("Kingma and Welling (2014)", known) == ["kingma2014vae"]
     assert match("Kingma (2014)", known) == []  # which one? neither
+    pair = {"nichol2021": ("2021", "Nichol", "Dhariwal"), "dhariwal2021": ("2021", "Dhariwal", "Nichol")}
+    assert match("Nichol & Dhariwal (2021)", pair) == ["nichol2021"]
+    assert match("Dhariwal and Nichol, 2021", pair) == ["dhariwal2021"]
     assert match("LeCun, 1999", known) == []
 
 

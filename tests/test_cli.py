@@ -95,7 +95,7 @@ def test_unknown_experiment_is_a_usage_error(capsys):
     assert main(["train", "no_such_model"]) == 2
     err = capsys.readouterr().err
     assert err == ("genvae: error: unknown experiment 'no_such_model'; `genvae list` (or genvae.experiments.REGISTRY) "
-                   "has all 80 known names\n")
+                   "has all 100 known names\n")
     assert main(["train", "vae_2d"]) == 2  # a near miss gets the nearest names
     assert "unknown experiment 'vae_2d'; did you mean vae_d8, vae_d2, vae_d16?" in capsys.readouterr().err
 

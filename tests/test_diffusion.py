@@ -190,3 +190,34 @@ def test_the_elbo_weight_of_each_step_is_ho_et_als_closed_form(kind):
     assert torch.allclose(w[1:], ho[1:], rtol=1e-9)
     snr = signal_to_noise(abar)
     assert bool((snr[1:] < snr[:-1]).all()), "the signal-to-noise ratio falls at every step"
+
+
+def test_a_vaes_bits_per_dim_is_its_gaussian_decoder_elbo_under_the_same_protocol():
+    """vae_bits_per_dim against the same bound written with torch.distributions (Normal log-densities, the
+    closed-form KL), from the same draws; gaussian_decoder_scale against the RMS error by hand."""
+    from torch.distributions import Normal, kl_divergence
+
+    from genvae.analysis.likelihood import dequantize, gaussian_decoder_scale, vae_bits_per_dim
+
+    with init_seed(0):
+        vae = build_model(ModelConfig("vae", latent_dim=3, hidden=(16,))).eval()
+    x = torch.randint(0, 256, (5, 1, 28, 28), generator=torch.Generator().manual_seed(0)).float() / 255
+    with torch.no_grad():
+        rms = float((torch.sigmoid(vae.decode(vae.encode(x)[0])) - x).pow(2).mean().sqrt())
+    assert gaussian_decoder_scale(vae, x) == pytest.approx(rms, rel=1e-6)
+    sigma = 0.3
+    bpd = vae_bits_per_dim(vae, x, sigma, samples=2, seed=4)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        y = dequantize(x, g)
+        mu, logvar = vae.encode(y)
+        std = torch.exp(0.5 * logvar)
+        recon = 0
+        for _ in range(2):
+            z = mu + std * torch.randn(mu.shape, generator=g)
+            recon = recon + Normal(torch.sigmoid(vae.decode(z)).double(), sigma).log_prob(y.double()).flatten(1).sum(1)
+        kl = kl_divergence(Normal(mu, std), Normal(0.0, 1.0)).sum(1).double()
+    nats = float((kl - recon / 2).mean())
+    assert bpd == pytest.approx(8 + nats / (784 * math.log(2)), rel=1e-6)
+    with pytest.raises(ValueError):
+        vae_bits_per_dim(vae, x, 0.0)

@@ -131,6 +131,8 @@ MNIST_ADDED = [
     "gan_d32", "gan_d32_e1", "gan_d32_e1_s1", "gan_d32_e1_s2", "gan_d32_minimax_e1", "gan_d32_minimax_e1_s1",
     "gan_d32_minimax_e1_s2", "vaegan_d32", "vaegan_d32_w100_e1_n20000", "vaegan_d32_e1_n20000",
     "vaegan_d32_w0.01_e1_n20000", "vae_d8", "ms_d8_b1_g10", "cvae_d8", "ddpm", "flow",
+    "vae_d2_s1", "vae_d16_s1", "ms_d2_b1_g10_s1", "ae_d16_s1", "cvae_d8_s1",
+    "vae_d2_s2", "vae_d16_s2", "ms_d2_b1_g10_s2", "ae_d16_s2", "cvae_d8_s2",
 ]
 
 

@@ -159,3 +159,14 @@ def test_sampling_runs_the_network_in_the_training_precision_close_to_float32(mo
     half = model.sample(4, torch.Generator().manual_seed(5), steps=4)
     assert half.dtype == torch.float32
     assert float((half - full).abs().max()) < 0.05
+
+
+def test_a_latent_flow_fitted_inside_no_grad_still_trains():
+    """A sampler built lazily inside torch.no_grad() (the scoreboard draws that way) fits the same flow."""
+    from genvae.analysis.latent import LatentFlow
+
+    z = torch.randn(500, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        inside = LatentFlow(z, steps=30, hidden=(16,), seed=1)
+    outside = LatentFlow(z, steps=30, hidden=(16,), seed=1)
+    assert torch.equal(inside.losses, outside.losses)

@@ -40,6 +40,8 @@ MATRIX = {
     "12_diffusion": dict(**FASHION, n_samples=100, ddim_steps=[4], n_ancestral=2, bpd_images=6, bpd_samples=2),
     "13_flow_matching": dict(**FASHION, n_samples=100, evaluations=[4], toy_steps=200, ll_images=4, ll_steps=3,
                              latent_dim=8, latent_steps=200),
+    "14_scoreboard": dict(**FASHION, n_samples=100, seeds=[0, 1], pixel_evaluations=2, likelihood_images=4,
+                          likelihood_effort=2, latent_steps=100, generators=["VAE, d = 2", "AE + latent flow, d = 16"]),
 }
 
 

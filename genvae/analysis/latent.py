@@ -212,7 +212,7 @@ class LatentFlow:
                  hidden: tuple[int, ...] = (256, 256), seed: int = 0, standardise: bool = True):
         import time
 
-        from ..models.flow import LatentVelocity, conditional_path, latent_flow_loss
+        from ..models.flow import LatentVelocity
 
         check_codes(z)
         steps, batch_size = check_count(steps, "steps"), check_count(batch_size, "batch_size")
@@ -232,6 +232,15 @@ class LatentFlow:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         losses = torch.empty(steps)
         t0 = time.perf_counter()
+        with torch.enable_grad():  # a fit asked for inside torch.no_grad() (a sampler built lazily) still trains
+            self._fit(data, steps, batch_size, g, opt, sched, losses)
+        self.seconds = time.perf_counter() - t0
+        self.losses = losses
+        self.velocity.eval().requires_grad_(False)
+
+    def _fit(self, data, steps, batch_size, g, opt, sched, losses) -> None:
+        from ..models.flow import conditional_path, latent_flow_loss
+
         for i in range(steps):
             x1 = data[torch.randint(len(data), (batch_size,), generator=g)]  # (B, D) codes
             x0 = torch.randn(x1.shape, generator=g)  # (B, D) noise
@@ -243,9 +252,6 @@ class LatentFlow:
             opt.step()
             sched.step()
             losses[i] = loss.detach()
-        self.seconds = time.perf_counter() - t0
-        self.losses = losses
-        self.velocity.eval().requires_grad_(False)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, steps: int = 50,

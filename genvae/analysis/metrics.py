@@ -20,7 +20,7 @@ from .splits import (
 )
 from .likelihood import (
     reconstruction_mse, elbo, iwae_bound, code_gain, dequantize, diffusion_bits_per_dim, flow_bits_per_dim,
-    flow_log_likelihood,
+    flow_log_likelihood, gaussian_decoder_scale, vae_bits_per_dim,
 )
 from .codes import (
     latent_report, knn_accuracy, silhouette, active_units, is_collapsed, collapse_kind, class_separation,
@@ -42,7 +42,7 @@ from .traces import (
 
 __all__ = [
     "test_split", "test_subset", "RECIPE_REFERENCE_SIZE", "recipe_reference", "disjoint_subsets",
-    "reconstruction_mse", "elbo", "iwae_bound", "code_gain", "dequantize", "diffusion_bits_per_dim", "flow_bits_per_dim", "flow_log_likelihood", "latent_report", "knn_accuracy", "silhouette",
+    "reconstruction_mse", "elbo", "iwae_bound", "code_gain", "dequantize", "diffusion_bits_per_dim", "flow_bits_per_dim", "flow_log_likelihood", "gaussian_decoder_scale", "vae_bits_per_dim", "latent_report", "knn_accuracy", "silhouette",
     "active_units", "is_collapsed", "collapse_kind", "class_separation", "accuracy", "Judgement", "Judge",
     "confident_share", "frechet_distance", "class_entropy", "PUBLISHED_MNIST_FID", "PUBLISHED_MNIST_FID_SD",
     "PUBLISHED_MNIST_FID_SOURCE", "effective_classes", "samples_collapsed", "generator_failure", "saturation_step",

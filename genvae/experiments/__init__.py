@@ -8,7 +8,7 @@ from .registry import (
     bernoulli_vae, BETAS, book_experiments, classifier, conv_ae, CONV_EPOCHS, cvae, ddpm, DIFFUSION_EPOCHS,
     diffusion_recipe, Experiment, flow_matching, UNET_WIDTHS,
     FAILURE_EPOCHS, FAILURE_SEEDS, GAMMA_SWEEP_WEIGHTS, GAMMAS, gan, GAN_EPOCHS, gan_recipe, get, load_all, mlp_ae,
-    MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, SEEDS,
+    MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, scoreboard_seeds, SEEDS,
     STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
 )
 from .schedule import default_jobs, plan, Progress, reproduce, training_flops, UnitResult
@@ -18,6 +18,6 @@ __all__ = [
     "default_jobs", "DIFFUSION_EPOCHS", "diffusion_recipe", "flow_matching", "UNET_WIDTHS",
     "Experiment", "FAILURE_EPOCHS", "FAILURE_SEEDS", "GAMMA_SWEEP_WEIGHTS", "GAMMAS", "gan", "GAN_EPOCHS",
     "gan_recipe", "get", "load_all", "mlp_ae", "MLP_EPOCHS", "multistage", "on_dataset", "overcomplete_ae", "plan",
-    "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "SEEDS", "STYLE_DIM", "SUFFIXES",
+    "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "scoreboard_seeds", "SEEDS", "STYLE_DIM", "SUFFIXES",
     "training_flops", "UnitResult", "vae", "vaegan", "vaegan_gamma_sweep",
 ]
