@@ -141,7 +141,7 @@ ROWS = [
     Row("0 epochs", lambda: TrainConfig(epochs=0), ValueError, "epochs must be a whole number >= 1, got 0"),
     Row("an unknown experiment name", lambda: experiments.get("vae_2d"), KeyError,
         "unknown experiment 'vae_2d'; did you mean vae_d8, vae_d2, vae_d16? `genvae list` (or "
-        "genvae.experiments.REGISTRY) has all 76 known names"),
+        "genvae.experiments.REGISTRY) has all 100 known names"),
     # --- losses and the helpers ----------------------------------------------------------------------
     Row("logits and images of other shapes", lambda: losses.reconstruction_loss(torch.zeros(2, 1, 28, 28), _x(1)),
         ValueError, "x_logits (2, 1, 28, 28) and images x (1, 1, 28, 28) do not match: expected x (B, 1, 28, 28) "
@@ -286,7 +286,7 @@ CLI_ROWS = [
            f"(available here: {HERE})", usage=True, skip="this machine has CUDA" if HAS_CUDA else None),
     CliRow("an unknown experiment", ["train", "ae_2"], 2,
            "genvae: error: unknown experiment 'ae_2'; did you mean ae_d2, vae_d2, ae_d32? `genvae list` (or "
-           "genvae.experiments.REGISTRY) has all 76 known names"),
+           "genvae.experiments.REGISTRY) has all 100 known names"),
     CliRow("--only matching nothing", ["reproduce", "--only", "zzz"], 2,
            "genvae: error: no mnist experiment name contains 'zzz'"),
     CliRow("an unknown data set", ["reproduce", "--dataset", "cifar"], 2,

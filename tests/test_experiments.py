@@ -206,3 +206,10 @@ def test_the_gamma_sweep_varies_only_the_adversarial_weight():
     for bad in ([], [0.0], [-1.0], [math.inf]):
         with pytest.raises(ValueError, match="adversarial weights > 0"):
             experiments.vaegan_gamma_sweep(weights=bad)
+
+
+def test_a_quick_run_leaves_out_the_scoreboards_extra_seeds():
+    full, quick = book_experiments("fashion-mnist"), book_experiments("fashion-mnist", quick=True)
+    extra = experiments.scoreboard_seeds("fashion-mnist")
+    assert [e.name for e in full] == [e.name for e in quick] + [e.name for e in extra]
+    assert {e.train.seed for e in extra} == {1, 2} and all(e.name in REGISTRY for e in extra)

@@ -243,7 +243,7 @@ TINY_EXPERIMENTS = [
 
 @pytest.fixture
 def tiny_book(monkeypatch):
-    monkeypatch.setattr(experiments, "book_experiments", lambda dataset="mnist": TINY_EXPERIMENTS)
+    monkeypatch.setattr(experiments, "book_experiments", lambda dataset="mnist", quick=False: TINY_EXPERIMENTS)
     return TINY_EXPERIMENTS
 
 
