@@ -136,3 +136,15 @@ def test_quick_version_caps_epochs_and_data():
     q = TrainConfig(epochs=20, beta=4.0).quick()
     assert q.epochs == QUICK_EPOCHS and q.train_size == QUICK_TRAIN_SIZE and q.beta == 4.0
     assert TrainConfig(epochs=1, train_size=100).quick() == TrainConfig(epochs=1, train_size=100)
+
+
+def test_a_test_size_evaluates_a_seeded_subset_of_the_test_set(small_mnist):
+    """test_size: the epoch's test loss is the loss on one seeded subset of that many test images."""
+    model, history = _fit(ModelConfig("ae", latent_dim=2, hidden=(32,)), small_mnist, epochs=1, test_size=100)
+    keep = torch.randperm(len(small_mnist.x_test), generator=torch.Generator().manual_seed(0))[:100].sort().values
+    on_subset = evaluate(model, small_mnist.x_test[keep], small_mnist.y_test[keep], TrainConfig())
+    assert history.epochs[-1]["test"]["total"] == pytest.approx(on_subset["total"], rel=1e-6)
+    whole = evaluate(model, small_mnist.x_test, small_mnist.y_test, TrainConfig())
+    assert whole["total"] != pytest.approx(on_subset["total"], rel=1e-6)
+    with pytest.raises(ValueError, match="test_size"):
+        TrainConfig(test_size=0)

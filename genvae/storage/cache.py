@@ -70,7 +70,7 @@ class TrainedModel:
 # defaults, so that adding an option for new models does not orphan every model trained before it. A new field of
 # either config goes here when it is added.
 _LATE_FIELDS: dict[type, tuple[str, ...]] = {ModelConfig: ("timesteps", "noise_schedule"),
-                                              TrainConfig: ("adversarial", "adv_weight")}
+                                              TrainConfig: ("adversarial", "adv_weight", "test_size")}
 
 
 def _canonical(cfg) -> dict:

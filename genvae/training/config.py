@@ -46,6 +46,8 @@ class TrainConfig(ConfigDict):
             or ``"minimax"`` (log(1 - D(G(z))), the game's own, which saturates).
         adv_weight: the VAE-GAN decoder's weight on fooling the discriminator, against 1 on
             reconstructing in the discriminator's features.
+        test_size: evaluate each epoch on a seeded random subset of this many test images (``None``: all of
+            them); for models whose forward pass is costly (a U-Net), where the test loss needs no more.
     """
 
     dataset: str = "mnist"
@@ -62,6 +64,7 @@ class TrainConfig(ConfigDict):
     precision: str = "fp32"
     adversarial: str = "nonsaturating"
     adv_weight: float = 1.0
+    test_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in gdata.DATASETS:
@@ -72,9 +75,9 @@ class TrainConfig(ConfigDict):
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("epochs", "batch_size", "seed", "train_size"):
+        for name in ("epochs", "batch_size", "seed", "train_size", "test_size"):
             value, least = getattr(self, name), 0 if name == "seed" else 1
-            if name == "train_size" and value is None:
+            if name in ("train_size", "test_size") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
                 raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")

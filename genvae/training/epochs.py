@@ -85,6 +85,9 @@ def training_epochs(
         shuffles = shuffles[:1]  # one shared order: members can share each batch
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test, data.y_test
+    if cfg.test_size is not None and cfg.test_size < len(x_test):  # a seeded subset, the same every epoch
+        keep = torch.randperm(len(x_test), generator=torch.Generator().manual_seed(0))[:cfg.test_size].sort().values
+        x_test, y_test = x_test[keep], y_test[keep]
     if cfg.binarize:  # one fixed, seeded binarisation of the test set
         x_test = gdata.fixed_binarization(x_test)
     x_test, y_test = x_test.to(device), y_test.to(device)
