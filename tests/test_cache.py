@@ -433,7 +433,7 @@ def test_late_fields_of_either_config_enter_the_key_only_away_from_their_default
     model = mc.to_dict()
     del model["head_hidden"]
     train = tc.to_dict()
-    del train["adversarial"], train["adv_weight"]
+    del train["adversarial"], train["adv_weight"], train["test_size"]
     blob = json.dumps({"format": cache.CACHE_FORMAT, "model": model, "train": train, "quick": False}, sort_keys=True)
     assert cache.cache_key(mc, tc, False) == hashlib.sha256(blob.encode()).hexdigest()[:16] != before
     assert cache.cache_key(dataclasses.replace(mc, head_hidden=32), tc, False) != cache.cache_key(mc, tc, False)
