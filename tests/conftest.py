@@ -28,6 +28,21 @@ def _isolated(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def chapters_cache(tmp_path_factory):
+    """One quick-mode model cache for the chapter runs of tests/test_parameters.py (and the quick trainings of
+    test_experiments.py that stand for the same models): chapters that share a model (the judge, the 2-D VAE...)
+    train it once, as the book does; still apart from the user's own cache. Under
+    pytest-xdist every worker of the run uses the same folder (beside the workers' own temporary folders), so a
+    model one worker trained is loaded by the other; two workers that train one model at once both save the
+    same weights, each save atomic."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / "chapters-cache"
+        path.mkdir(exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp("chapters-cache")
+
+
+@pytest.fixture(scope="session")
 def mnist() -> ImageData:
     return genvae.data.load("mnist")
 

@@ -34,7 +34,11 @@ def training_path(name: str) -> tuple:
 # 7 and 18 s of one CPU, against 15 and 38 s for the 2-epoch gan_d32 and vaegan_d32).
 REPRESENTATIVES = ["ae_d2", "small_conv_ae_d2", "overcomplete_ae", "classifier", "vae_d2",
                    "vae_bernoulli_d50", "ms_d2_b1_g10", "gan_d32_e1", "gan_d32_minimax_e1", "vaegan_d32_e1_n20000",
-                   "cvae_d8", "ddpm", "flow"]
+                   "cvae_d8", "ddpm_fashion", "flow_fashion"]
+# The U-Net families stand for their paths on Fashion-MNIST and train into the chapter runs' shared quick cache
+# (tests/test_parameters.py runs chapters 12-13 on Fashion-MNIST): one quick training of each, about 40 s of one CPU,
+# serves both tests, whichever comes first.
+SHARED_WITH_CHAPTERS = {"ddpm_fashion", "flow_fashion"}
 
 
 def test_every_training_path_is_tested():
@@ -45,7 +49,9 @@ def test_every_training_path_is_tested():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", REPRESENTATIVES + ["vae_d2_fashion"])
-def test_every_experiment_trains_in_quick_mode(name):
+def test_every_experiment_trains_in_quick_mode(name, request, monkeypatch):
+    if name in SHARED_WITH_CHAPTERS:
+        monkeypatch.setenv("GENVAE_CACHE", str(request.getfixturevalue("chapters_cache")))
     t = get(name).load(quick=True, progress=False)
     if name in RECOMPUTED:
         _recorded_metrics_are_the_models_own(t)

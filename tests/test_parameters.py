@@ -65,13 +65,6 @@ def test_every_parameter_has_a_value(path):
     assert parameters(path) == set(MATRIX[path.stem]), "MATRIX must name exactly the chapter's parameters"
 
 
-@pytest.fixture(scope="session")
-def chapters_cache(tmp_path_factory):
-    """One quick-mode model cache for all the chapter runs of this test: chapters that share a model (the
-    judge, the 2-D VAE...) train it once, as the book does; still apart from the user's own cache."""
-    return tmp_path_factory.mktemp("chapters-cache")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_runs_with_other_parameters(path, tmp_path, monkeypatch, chapters_cache):
