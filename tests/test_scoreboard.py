@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genvae.analysis import scoreboard as sb
+from genvae.training import flops
 from genvae.analysis.samples import SampleJudge, density_coverage, precision_recall
 from genvae.models import ModelConfig, build_model
 from genvae.models.outputs import ClassifierOutput
@@ -161,10 +162,10 @@ def test_flops_of_a_tiny_mlp_autoencoder_are_the_hand_count_and_nothing_moves():
     # first, whose input (the images) needs none.
     backward = sum(2 * b * i * o for i, o in layers) + sum(2 * b * i * o for i, o in layers[1:])
     cfg = TrainConfig(epochs=3, batch_size=4, train_size=10)
-    assert sb.step_flops(model, x, cfg) == forward + backward
+    assert flops.step_flops(model, x, cfg) == forward + backward
     # The run: 3 epochs of 10 images, the per-image cost each time (batches of 4, 4 and 2).
-    assert sb.training_flops(model, x, cfg) == pytest.approx((forward + backward) / b * 30, rel=1e-12)
-    assert sb.training_steps(cfg) == 9 and sb.training_images(replace(cfg, train_size=None)) == 60_000
+    assert flops.training_flops(model, x, cfg) == pytest.approx((forward + backward) / b * 30, rel=1e-12)
+    assert flops.training_steps(cfg) == 9 and flops.training_images(replace(cfg, train_size=None)) == 60_000
     assert _same(before, model) and not model.training and torch.equal(rng, torch.get_rng_state())
     assert all(p.grad is None for p in model.parameters())
 
@@ -189,7 +190,7 @@ def test_flops_of_a_tiny_gan_count_both_players_and_leave_the_model_alone():
         + d_fwd                             # G's loss through D: input gradients only (D does not move)
         + (g1 + g2 + g3) + (g2 + g3)        # ... and through G: weight gradients, input gradients past z
     )
-    assert sb.step_flops(model, x, TrainConfig()) == expected
+    assert flops.step_flops(model, x, TrainConfig()) == expected
     assert expected > 2 * (g1 + g2 + g3) + 6 * d_fwd  # more than either player's passes alone
     assert _same(before, model) and model.training and torch.equal(rng, torch.get_rng_state())  # BN stats too
 
@@ -202,7 +203,7 @@ def test_entrant_from_a_trained_model_and_its_row():
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     e = sb.Entrant.from_trained(trained, flops_images=x, likelihoods={"nats, binarised MNIST (IWAE)": 86.0})
     assert e.parameters == sum(p.numel() for p in model.parameters()) and e.train_seconds == 1.5
-    assert e.train_flops == sb.step_flops(model, x, cfg) * 4  # 2 epochs of 2 full batches
+    assert e.train_flops == flops.step_flops(model, x, cfg) * 4  # 2 epochs of 2 full batches
     images = sb.draw(e, 6, seed=3)
     assert images.shape == (6, 1, 28, 28) and torch.equal(images, sb.draw(e, 6, seed=3))
     scores = [{"Frechet distance": 1.0, "precision": 0.5}, {"Frechet distance": 3.0, "precision": 0.7}]

@@ -8,7 +8,7 @@ from
   distance, precision, recall, density, coverage, class entropy, effective classes) and the pixel-space
   data-copying test; :func:`real_floor` scores held-out real images the same way, the floor no generator
   can be expected to beat;
-* :func:`training_flops` and :func:`sampling_milliseconds`: what training cost and what one image costs;
+* :func:`~genvae.training.flops.training_flops` and :func:`sampling_milliseconds`: what training cost and what one image costs;
 * :func:`combine_seeds`: the rows of several training seeds as a mean and a standard deviation per column;
 * :func:`board_row`: an entrant's costs and likelihoods joined to its sample columns.
 
@@ -28,28 +28,23 @@ shown but not ranked; the copying share flags copying (:func:`reading`).
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
-from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch import Tensor
 
 from ..checks import check_count, check_images
-from ..training.adversarial import player_optimizers
-from ..training.config import TrainConfig
-from ..training.step import loss_fn
-from ..utils import device_of, noise_generator
+from ..training.flops import training_flops
 from .samples import SampleJudge, copying_report, density_coverage, nearest_distances, precision_recall, sample_quality
 from .splits import test_subset
 
 __all__ = [
-    "COLUMNS", "LIKELIHOOD_PREFIX", "COPY_QUANTILE", "COPY_SIZE", "TRAIN_IMAGES", "Entrant", "SeedSpread",
-    "likelihood_column", "draw", "step_flops", "training_images", "training_steps", "training_flops",
+    "COLUMNS", "LIKELIHOOD_PREFIX", "COPY_QUANTILE", "COPY_SIZE", "Entrant", "SeedSpread",
+    "likelihood_column", "draw",
     "sampling_milliseconds", "score", "real_floor", "combine_seeds", "board_row", "reading",
 ]
 
@@ -81,10 +76,6 @@ LIKELIHOOD_PREFIX = "NLL: "
 
 COPY_QUANTILE = 0.05  # the copying test's quantile of the test images' distances to the training set
 COPY_SIZE = 500  # samples, and test images, of the copying test (about 6 s against 60,000 images on one core)
-
-# Training images of each data set: a config without train_size trains on all of them.
-TRAIN_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000}
-
 
 def likelihood_column(protocol: str) -> str:
     """The column of a likelihood protocol: ``likelihood_column("bits/dim, dequantised 8-bit")`` is
@@ -124,7 +115,7 @@ class Entrant:
         parameters: its parameter count.
         evaluations: network evaluations per sample (1 for a decoder; T for ancestral diffusion sampling).
         train_seconds: its training time (:attr:`genvae.storage.cache.TrainedModel.train_seconds`), or ``None``.
-        train_flops: its training FLOPs (:func:`training_flops`), or ``None``.
+        train_flops: its training FLOPs (:func:`~genvae.training.flops.training_flops`), or ``None``.
         seeds: how many training seeds its row averages.
         likelihoods: negative log-likelihoods by protocol name, e.g. ``{"bits/dim, dequantised 8-bit": 1.23}``
             or ``{"nats, binarised MNIST (IWAE)": 86.0}``; each becomes a column (:func:`likelihood_column`).
@@ -163,7 +154,7 @@ class Entrant:
         """An entrant from a :class:`~genvae.storage.cache.TrainedModel`: its model's ``sample``, all the
         parameters its training fitted (a GAN's discriminator too: pass ``parameters=`` to count only what
         samples), its recorded training seconds, and, given a batch of real training images
-        ``flops_images``, :func:`training_flops` of its training config. ``overrides``: any other field."""
+        ``flops_images``, :func:`~genvae.training.flops.training_flops` of its training config. ``overrides``: any other field."""
         model = trained.model
         fields = dict(name=name or trained.name, sample=model.sample, parameters=sum(p.numel() for p in model.parameters()),
                       evaluations=evaluations, train_seconds=trained.train_seconds)
@@ -196,67 +187,6 @@ def draw(entrant: Entrant, n: int, seed: int = 0) -> Tensor:
 
 
 # --- What training cost ----------------------------------------------------------------------------------------
-
-def step_flops(model: nn.Module, x: Tensor, train_config: TrainConfig, y: Tensor | None = None, seed: int = 0) -> int:
-    """FLOPs of one training step of ``model`` on the batch ``x`` ``(B, 1, 28, 28)``, counted by
-    :class:`torch.utils.flop_counter.FlopCounterMode`.
-
-    A one-player family: the forward pass, its family's objective (:func:`genvae.training.step.loss_fn`, in
-    fp32: the count does not depend on the precision) and the backward pass. A two-player family (GAN,
-    VAE-GAN): one :meth:`~genvae.models.registry.Family.train_step`, each player's forward and backward
-    passes and its Adam step. The counter counts matrix products and convolutions (a Linear layer's forward
-    is 2 x in x out per example, its backward twice that, less the input's gradient where none is needed);
-    element-wise work (activations, batch normalisation, the loss's sums, Adam's update, binarisation) is
-    not counted, in either kind of family.
-
-    Everything runs on a deep copy of the model, in training mode, with its own optimisers and a noise
-    generator seeded with ``seed``: the caller's model, its mode, its optimisers and torch's global random
-    stream are untouched. ``y``: class labels ``(B,)`` for conditional models (zeros if not given: labels
-    do not change the count).
-    """
-    check_images(x, values=True)
-    if train_config is None or not isinstance(train_config, TrainConfig):
-        raise TypeError(f"expected a TrainConfig, got {type(train_config).__name__}")
-    trainee = copy.deepcopy(model).train()
-    device = device_of(trainee)
-    x = x.to(device)
-    y = torch.zeros(len(x), dtype=torch.long, device=device) if y is None else y.to(device)
-    if y.shape != (len(x),):
-        raise ValueError(f"expected labels y ({len(x)},) for images {tuple(x.shape)}, got {tuple(y.shape)}")
-    noise = noise_generator(seed, device)
-    with FlopCounterMode(display=False) as counter:
-        if getattr(trainee, "two_player", False):  # the family's own step, both players
-            trainee.train_step(player_optimizers(trainee, train_config, device), x, train_config, noise)
-        else:
-            parts = loss_fn(trainee, replace(train_config, precision="fp32"))(x, y, generator=noise)
-            parts["total"].sum().backward()
-    return int(counter.get_total_flops())
-
-
-def training_images(train_config: TrainConfig) -> int:
-    """Images per epoch of a training run: ``train_size``, or the whole training set of its data set."""
-    return train_config.train_size or TRAIN_IMAGES[train_config.dataset]
-
-
-def training_steps(train_config: TrainConfig) -> int:
-    """Optimiser steps of a training run: epochs x batches per epoch (the last batch may be smaller)."""
-    return train_config.epochs * math.ceil(training_images(train_config) / train_config.batch_size)
-
-
-def training_flops(model: nn.Module, x: Tensor, train_config: TrainConfig, y: Tensor | None = None,
-                   n_train: int | None = None) -> float:
-    """FLOPs of a whole training run of ``model`` under ``train_config``: :func:`step_flops` on the batch
-    ``x`` (of any size; ``train_config.batch_size`` real training images is the natural choice), per image,
-    times the images the run passes through a step: ``epochs x n_train``, where ``n_train`` defaults to
-    :func:`training_images` (``train_size``, or the whole training set).
-
-    Counting per image gives the last, smaller batch of each epoch its share: with full batches only it
-    is :func:`step_flops` x :func:`training_steps`. Every counted operation (matrix products, convolutions)
-    scales with the batch, so per image is exact. The test-set evaluation after each epoch is not counted.
-    """
-    n_train = training_images(train_config) if n_train is None else check_count(n_train, "n_train")
-    return step_flops(model, x, train_config, y) / len(x) * n_train * train_config.epochs
-
 
 # --- What sampling costs ---------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ other half, and the copying test's test images come from the rest of the test se
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 

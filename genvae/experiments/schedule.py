@@ -27,22 +27,17 @@ def plan(experiments: Iterable[Experiment], stack: bool) -> list[list[Experiment
 
 
 def training_flops(e: Experiment, quick: bool = False) -> float:
-    """Floating-point operations of training ``e`` (forward and backward, every step), counted by
-    ``torch.utils.flop_counter`` on a two-image batch and scaled; used for time estimates."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+    """Floating-point operations of training ``e`` (every step, forward and backward; both players of a game), counted
+    by :func:`genvae.training.flops.training_flops` on a two-image batch of a throwaway model; used for time estimates."""
     from ..models import build_model
-    from ..training import loss_fn
+    from ..training.flops import training_flops as run_flops
     from ..utils import init_seed
 
     train = e.train.quick() if quick else e.train
     with init_seed(0):  # a throwaway model and batch: torch's global RNG is left as it was
         model = build_model(e.model)
-        x, y = torch.rand(2, 1, 28, 28), torch.tensor([0, 1])
-        with FlopCounterMode(display=False) as counter:
-            loss_fn(model, train)(x, y)["total"].backward()
-    images = train.train_size or 60_000
-    return counter.get_total_flops() / 2 * images * train.epochs
+        x = torch.rand(2, 1, 28, 28)
+    return run_flops(model, x, train)
 
 
 @dataclass
