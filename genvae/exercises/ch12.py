@@ -3,7 +3,7 @@
 :func:`check_alpha_bar` checks alpha_bar_t, the share of x_0's variance left at step t, computed from the
 betas, against the chain q(x_t | x_{t-1}) iterated one step at a time (the signal's coefficient is multiplied
 by sqrt(1 - beta_t) at every step). :func:`check_elbo_weight` checks the weight lambda_t that turns the
-ELBO's t-th KL term into lambda_t |eps - eps_hat|^2, against :func:`genvae.models.diffusion.elbo_weights`.
+ELBO's t-th KL term into ``lambda_t |eps - eps_hat|^2``, against :func:`genvae.models.diffusion.elbo_weights`.
 
     >>> import torch
     >>> from genvae.exercises import ch12
@@ -82,7 +82,7 @@ def check_alpha_bar(fn: Callable[[Tensor], Tensor] | None) -> Result:
 
 
 def check_elbo_weight(fn: Callable[[Tensor], Tensor] | None) -> Result:
-    """``fn(betas)`` -> lambda, ``(T,)``, with the ELBO's term t = lambda_t |eps - eps_hat|^2 for t >= 1 (index 0,
+    """``fn(betas)`` -> lambda, ``(T,)``, with the ELBO's term t = ``lambda_t |eps - eps_hat|^2`` for t >= 1 (index 0,
     the decoder term, is not checked), against :func:`genvae.models.diffusion.elbo_weights`."""
     from ..models.diffusion import alpha_bars, elbo_weights
 

@@ -85,10 +85,10 @@ def signal_to_noise(alpha_bar: Tensor) -> Tensor:
 
 
 def elbo_weights(betas: Tensor) -> Tensor:
-    """lambda_t, ``(T,)``: the ELBO's term at step index t >= 1 is lambda_t |eps - eps_hat|^2 (float64).
+    """lambda_t, ``(T,)``: the ELBO's term at step index t >= 1 is ``lambda_t |eps - eps_hat|^2`` (float64).
 
     The KL between q(x_{t-1} | x_t, x_0) and the model's step, both with variance beta tilde_t, is
-    c0_t^2 |x_0 - x0_hat|^2 / (2 beta tilde_t), and x_0 - x0_hat = sqrt((1 - alpha_bar_t) / alpha_bar_t) (eps_hat - eps).
+    ``c0_t^2 |x_0 - x0_hat|^2 / (2 beta tilde_t)``, and x_0 - x0_hat = sqrt((1 - alpha_bar_t) / alpha_bar_t) (eps_hat - eps).
     The simple loss weighs every step by 1 instead. Index 0 (the decoder term, not a KL) is set to NaN.
     """
     c0, _, var = posterior_coefficients(betas.double())
