@@ -123,7 +123,8 @@ def sampler(model: nn.Module, how: str, dataset: str, options: dict | None = Non
 def contender_row(model: nn.Module, how: str, dataset: str, judge: nn.Module, options: dict, n: int,
                   train_config, timing_images: int = 100) -> dict:
     """One trained model's measurements for the board: ``{"scores": ...}`` (:func:`scoreboard.score` of ``n``
-    samples drawn with noise seed 0 against the judge's reference, :func:`board_splits`), ``"ms per image"``
+    samples drawn with noise seed 0 against the judge's reference, :func:`board_splits`; the copying test against the
+    images the model trained on), ``"ms per image"``
     (:func:`scoreboard.sampling_milliseconds` of ``timing_images`` images, on this machine, when first computed),
     ``"training FLOPs"`` (:func:`scoreboard.training_flops` of ``train_config`` on a batch of real training
     images), and the fitting costs of :func:`sampler`. Costly; chapters keep it with the model
@@ -134,7 +135,9 @@ def contender_row(model: nn.Module, how: str, dataset: str, judge: nn.Module, op
     judge = SampleJudge(judge, data.x_test[reference])
     with torch.no_grad():
         images = sample(n, torch.Generator().manual_seed(0))
-    scores = scoreboard.score(images, judge, data.x_train, data.x_test[rest])
+    # The copying test looks for the images the model trained on: a subset in quick mode (train_size).
+    trained_on = gdata.load(dataset, train_size=train_config.train_size).x_train
+    scores = scoreboard.score(images, judge, trained_on, data.x_test[rest])
     flops = scoreboard.training_flops(model, data.x_train[:train_config.batch_size], train_config,
                                       y=data.y_train[:train_config.batch_size])
     ms = scoreboard.sampling_milliseconds(sample, n=timing_images, repeats=3)
