@@ -317,3 +317,14 @@ def test_the_reading_checks_its_table():
         sb.reading({"a": {"confidence": 1.0}}, columns=["confidence"])
     with pytest.raises(TypeError):
         sb.reading({"a": [1.0]})
+
+
+def test_the_reading_has_one_column_order_whatever_the_order_of_a_rows_keys():
+    """A row computed fresh and the same row read back from JSON (keys sorted) give the same reading."""
+    row = {"Frechet distance": 10.0, "recall": 0.5, "precision": 0.9, sb.likelihood_column("b"): 2.0,
+           sb.likelihood_column("a"): 1.0}
+    other = {k: v + 1 for k, v in row.items()}
+    fresh = sb.reading({"x": row, "y": other})
+    sorted_keys = sb.reading({"x": dict(sorted(row.items())), "y": dict(sorted(other.items()))})
+    assert [r["column"] for r in fresh] == [r["column"] for r in sorted_keys] == [
+        "Frechet distance", "precision", "recall", sb.likelihood_column("a"), sb.likelihood_column("b")]

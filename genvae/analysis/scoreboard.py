@@ -362,7 +362,8 @@ def reading(table: Mapping[str, Mapping[str, float] | SeedSpread], columns: list
     """Who wins each column of a finished table, and by how much. ``table``: generator name -> its row, a
     dict of columns (one measurement, spreads unknown) or a :class:`SeedSpread` (:func:`board_row`).
     ``columns``: those to read, default every ranked column (:data:`COLUMNS`, likelihood columns) that
-    some row has, in the order they first appear.
+    some row has, in the order of :data:`COLUMNS` and then the likelihood columns by name (whatever the order of
+    the rows' keys: a row read back from JSON has them sorted).
 
     One dict per column:
 
@@ -390,8 +391,9 @@ def reading(table: Mapping[str, Mapping[str, float] | SeedSpread], columns: list
             _direction(col)  # unknown columns fail, naming the known ones
             if col not in present:
                 present.append(col)
-    if columns is None:
-        columns = [c for c in present if _direction(c) is not None]
+    if columns is None:  # in the order of COLUMNS, then the likelihood columns by name: the same for any row order
+        order = {c: i for i, c in enumerate(COLUMNS)}
+        columns = sorted((c for c in present if _direction(c) is not None), key=lambda c: (order.get(c, len(order)), c))
     else:
         for col in columns:
             if _direction(col) is None:
