@@ -189,19 +189,13 @@ def flow_bits_per_dim(model: nn.Module, x: torch.Tensor, steps: int = 50, n_prob
     return 7.0 + float(total) / len(x) / (x[0].numel() * math.log(2))
 
 
-@torch.no_grad()
 def gaussian_decoder_scale(model: nn.Module, x: torch.Tensor) -> float:
     """The maximum-likelihood scale sigma of a Gaussian decoder N(x; x_hat(mu), sigma^2 I) for a VAE whose
-    decoder gives only a mean x_hat (trained with the squared error): the root mean squared error per pixel of
-    images ``x`` decoded from their posterior means. Fit it on training images, then evaluate elsewhere."""
+    decoder gives only a mean x_hat (trained with the squared error): the root of :func:`reconstruction_mse`,
+    the mean squared error per pixel of images ``x`` decoded from their posterior means. Fit it on training
+    images, then evaluate elsewhere."""
     _check_vae(model, "gaussian_decoder_scale")
-    check_images(x, values=True)
-
-    def sq(xb: torch.Tensor) -> torch.Tensor:  # one batch's summed squared error: (1,) float64
-        return (torch.sigmoid(model.decode(model.encode(xb)[0])) - xb).double().pow(2).sum()[None]
-
-    total = sum(float(v) for v in batched(model, sq, x))
-    return math.sqrt(total / x.numel())
+    return math.sqrt(reconstruction_mse(model, x))
 
 
 @torch.no_grad()
