@@ -24,7 +24,7 @@ unexport MPLBACKEND
 # while the book builds would put its state and a CDN script into the page (see genvae/frontend.py).
 export GENVAE_WIDGETS := 0
 
-.PHONY: help venv book test unit nbval readable book-quick browser browser-deps book-fashion book-fashion-quick reproduce benchmarks clean
+.PHONY: help venv book test unit nbval readable book-quick quick-chapters quick-sphinx browser browser-deps book-fashion book-fashion-quick reproduce benchmarks clean
 
 help:
 	@echo "make book        set up, then build the book in full mode -> _build/html/index.html"
@@ -45,11 +45,15 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 # First train whatever is missing, with progress in the terminal (which model, how
-# many are left, an estimated time); then build, which only loads weights.
+# many are left, an estimated time); then run the chapters, which only load weights, and build.
+# Again with nothing changed, little runs: `genvae chapters` reuses each chapter whose notebook, genvae code,
+# mode, data set and trained weights are those of its last run (--rerun runs them all), and touches each one
+# it runs, so Sphinx (incremental, no --all) reads again only those and any page whose source changed. A
+# failed build forgets what it read (its doctrees), so the next build reads every page and -W sees every warning.
 book: $(STAMP)
 	$(BIN)/genvae reproduce
 	$(BIN)/genvae chapters --out _build/executed --build-output .
-	$(BIN)/jupyter-book build . --all -W --keep-going
+	$(BIN)/jupyter-book build . -W --keep-going || { rm -rf _build/.doctrees; exit 1; }
 	@echo "book: $(CURDIR)/_build/html/index.html"
 
 reproduce: $(STAMP)
@@ -71,9 +75,14 @@ unit: $(STAMP)
 
 # The quick book: train what is missing, execute every chapter as Jupyter does ($(EXECUTED), TEST_JOBS kernels of
 # one thread side by side), then build, which renders those runs (their jupyter-cache) instead of executing again.
-book-quick: $(STAMP)
+book-quick: quick-chapters
+	$(MAKE) --no-print-directory quick-sphinx
+
+quick-chapters: $(STAMP)
 	GENVAE_QUICK=1 $(BIN)/genvae reproduce
 	GENVAE_QUICK=1 OMP_NUM_THREADS=1 $(BIN)/genvae chapters --jobs $(TEST_JOBS) --out $(EXECUTED) --build-output $(QUICK_OUT)
+
+quick-sphinx: $(STAMP)
 	GENVAE_QUICK=1 $(BIN)/jupyter-book build . --all -W --keep-going --path-output $(QUICK_OUT)
 
 # The chapters as a learner's Jupyter shows them (book_tests/, on the runs of book-quick): no role that only the book
@@ -91,7 +100,8 @@ nbval: $(STAMP)
 book-fashion: $(STAMP)
 	GENVAE_DATASET=fashion-mnist $(BIN)/genvae reproduce
 	GENVAE_DATASET=fashion-mnist $(BIN)/genvae chapters --out _build/fashion/executed --build-output _build/fashion
-	GENVAE_DATASET=fashion-mnist $(BIN)/jupyter-book build . --all -W --keep-going --path-output _build/fashion
+	GENVAE_DATASET=fashion-mnist $(BIN)/jupyter-book build . -W --keep-going --path-output _build/fashion \
+	  || { rm -rf _build/fashion/_build/.doctrees; exit 1; }
 	@echo "book: $(CURDIR)/_build/fashion/_build/html/index.html"
 
 book-fashion-quick: $(STAMP)
@@ -111,7 +121,14 @@ browser: $(STAMP) browser-deps
 	$(BIN)/python -m pytest browser_tests
 
 # The browser's system packages come first, so a machine that cannot get them fails in seconds, not after the build.
-test: browser-deps unit book-quick readable nbval browser
+# Once the chapters have run, the Sphinx build (one process) and nbval (which reruns the executed chapters) run
+# side by side: each only reads the runs, and together they keep both cores busy (Sphinx alone uses one). Each
+# one's output is printed whole when it ends (--output-sync). readable compares the pages with the executed
+# chapters and the browser opens the pages, so both come after the build.
+test: browser-deps unit quick-chapters
+	$(MAKE) --no-print-directory -j 2 --output-sync=target quick-sphinx nbval
+	$(MAKE) --no-print-directory readable
+	$(MAKE) --no-print-directory browser
 
 clean:
 	rm -rf _build

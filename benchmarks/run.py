@@ -17,6 +17,9 @@ Sections (in order):
 ``stack``      a grid of models trained one by one against one stacked model
                (``torch.func``); on CUDA also with the step replayed as a CUDA graph
 ``precision``  fp32 against bf16 autocast (and TF32 on CUDA), s/epoch per family
+``jobs``       the same small units trained by 1, 2, ... processes side by side
+               (``reproduce(jobs=N)``, one empty cache each): how many processes
+               ``genvae reproduce`` should run on this machine
 ``reproduce``  cold ``genvae reproduce`` (full mode) into an empty cache: seconds
                and peak memory per training unit, and the total
 ``headlines``  the book's headline numbers from the trained models, against
@@ -68,9 +71,9 @@ from genvae.settings import data_root  # noqa: E402
 from genvae.training.stack import fit_stack  # noqa: E402
 from genvae.training import TrainConfig, fit, loss_fn, training_epochs  # noqa: E402
 
-SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines", "book", "chapters", "quick", "chapters-cold"]
+SECTIONS = ["peak", "loop", "stack", "precision", "resume", "jobs", "reproduce", "headlines", "book", "chapters", "quick", "chapters-cold"]
 DEFAULT = SECTIONS[:-1]  # chapters-cold trains every chapter's models again (about 15 minutes on 2 cores)
-GPU_SECTIONS = ["peak", "loop", "stack", "precision", "reproduce", "headlines"]
+GPU_SECTIONS = ["peak", "loop", "stack", "precision", "resume", "reproduce", "headlines"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -403,6 +406,54 @@ def section_precision(device: torch.device) -> dict:
     return {"rows": rows}
 
 
+# --------------------------------------------------------------------------- resume
+
+def section_resume(device: torch.device, epochs: int = 3) -> dict:
+    """The cost of the resume state written after every epoch but the last (genvae.storage.resume): two of
+    the book's models (the MLP VAE, d = 2, and the DDPM's U-Net) each trained ``epochs`` epochs with a
+    resume store, every save timed (with its copy to the CPU and the SHA-256 of the file), against the
+    epoch's own time. One epoch of each, first, without timing (compilation, CUDA-graph capture, caches)."""
+    from genvae.storage.resume import ResumeStore
+
+    data = genvae.data.load("mnist")
+    rows = []
+    for e in (experiments.vae(2), experiments.ddpm()):
+        cfg = replace(e.train, epochs=epochs)
+        saves: list[float] = []
+        real_save = ResumeStore.save
+
+        def timed_save(self, *args, **kwargs):
+            sync(device)
+            t0 = time.perf_counter()
+            real_save(self, *args, **kwargs)
+            saves.append(time.perf_counter() - t0)
+
+        torch.manual_seed(0)
+        fit(build_model(e.model), data, replace(cfg, epochs=1), device=device, progress=False)  # warm-up
+        with tempfile.TemporaryDirectory(prefix="genvae-resume-") as folder:
+            ResumeStore.save = timed_save
+            try:
+                torch.manual_seed(0)
+                model = build_model(e.model)
+                sync(device)
+                t0 = time.perf_counter()
+                fit(model, data, cfg, device=device, progress=False,
+                    resume=ResumeStore(Path(folder) / "state", {"benchmark": e.name}))
+                sync(device)
+                total = time.perf_counter() - t0
+            finally:
+                ResumeStore.save = real_save
+            size = sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+        per_save = statistics.median(saves) if saves else float("nan")
+        rows.append({"model": e.name, "parameters": sum(p.numel() for p in model.parameters()),
+                     "epochs": epochs, "saves": len(saves), "s/epoch (with saves)": total / epochs,
+                     "ms per save": per_save * 1e3, "state MiB": size / 2**20,
+                     "share of the training": sum(saves) / total})
+        print(f"  {e.name}: {total / epochs:.2f} s/epoch, {per_save * 1e3:.1f} ms per save", flush=True)
+    print(table(rows))
+    return {"rows": rows}
+
+
 # --------------------------------------------------------------------------- reproduce
 
 @contextmanager
@@ -418,6 +469,40 @@ def temporary_cache(keep: str | None):
             os.environ.pop("GENVAE_CACHE")
         else:
             os.environ["GENVAE_CACHE"] = old
+
+
+def jobs_units() -> list:
+    """Six small training units of two kinds, as ``reproduce`` meets them: four MLP VAEs (bf16 where native)
+    and two small conv autoencoders (fp32), one epoch each on all 60,000 images; seeds the book never uses,
+    so none of them is in any cache."""
+    mlp = [experiments.vae(2).variant(f"jobs{s}", seed=100 + s, epochs=1) for s in range(4)]
+    conv = [experiments.conv_ae(2, small=True).variant(f"jobs{s}", seed=100 + s, epochs=1) for s in range(2)]
+    return conv + mlp
+
+
+def section_jobs(device: torch.device) -> dict:
+    """The units of :func:`jobs_units` trained by ``reproduce`` with 1 process (torch's threads), then 2,
+    ... processes up to one more than the CPUs (the CPUs shared out as threads, at least one each), each run
+    into its own empty cache: the wall time per run, against 1 process, and genvae's default here."""
+    cpus = genvae.settings.available_cpus()
+    units = jobs_units()
+    rows = []
+    for jobs in range(1, cpus + 2):
+        with temporary_cache(None) as cache:
+            t0 = time.perf_counter()
+            experiments.reproduce(units, device=device, stack=False, jobs=jobs)
+            seconds = time.perf_counter() - t0
+            shutil.rmtree(cache, ignore_errors=True)
+        threads = torch.get_num_threads() if jobs == 1 else experiments.threads_per_job(jobs, cpus)
+        rows.append({"processes": jobs, "threads each": threads,
+                     "units": len(units), "seconds": round(seconds, 1)})
+        rows[-1]["speed-up vs 1 process"] = round(rows[0]["seconds"] / seconds, 3)
+        print(f"  {jobs} process(es): {seconds:.1f} s", flush=True)
+    best = min(rows, key=lambda r: r["seconds"])["processes"]
+    default = experiments.default_jobs(device, units=len(units))
+    print(table(rows))
+    print(f"fastest: {best} process(es); genvae's default here: {default}")
+    return {"rows": rows, "cpus": cpus, "fastest": best, "default": default}
 
 
 def section_reproduce(device: torch.device, cache: Path, jobs: int | None) -> dict:
@@ -636,6 +721,7 @@ the recipe table (its own run, same machine unless stated).
 TITLES = {
     "peak": "Matrix-multiply peak", "loop": "The training loop against a PyTorch-examples loop",
     "stack": "A grid one by one, or as one stacked model", "precision": "Reduced precision",
+    "jobs": "Processes side by side",
     "reproduce": "Cold `genvae reproduce` (full mode, empty cache)", "headlines": "Headline numbers of the recipes",
     "chapters": "Chapters in full mode, warm cache", "book": "Full-mode book builds after reproduce",
     "quick": "The quick CI path", "chapters-cold": "Each chapter opened alone with an empty cache",
@@ -761,6 +847,11 @@ def render() -> None:
                              f"{', grids stacked' if r['stacked'] else ''}; peak memory of all processes "
                              f"{r['peak_rss_gib']} GiB (PSS). Units run side by side, so their seconds add up to more "
                              "than the total when several processes train.\n")
+            if s == "jobs":
+                parts.append(f"Fastest: **{r['fastest']} process(es)** on {r['cpus']} CPU(s); `genvae reproduce` "
+                             f"chooses {r['default']} here (`experiments.default_jobs`: one process per CPU, as many "
+                             "as the memory holds). Six one-epoch units: four MLP VAEs, two small conv "
+                             "autoencoders.\n")
             if s == "chapters":
                 parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
         if device_suffix == "":
@@ -822,6 +913,10 @@ def main() -> None:
                 r = section_stack(device, members=8 if device.type == "cuda" else 4, epochs=1)
             elif s == "precision":
                 r = section_precision(device)
+            elif s == "resume":
+                r = section_resume(device)
+            elif s == "jobs":
+                r = section_jobs(device)
             elif s == "reproduce":
                 r = section_reproduce(device, cache, args.jobs)
             elif s == "headlines":

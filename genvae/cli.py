@@ -7,7 +7,7 @@
     genvae cache list | verify | prune [--dry-run] [--cache DIR]
     genvae cache export PACK [--quick | --full] [--dataset NAME] [--only SUBSTRING] [--cache DIR]
     genvae cache import PACK [--cache DIR]
-    genvae chapters [NAME ...] [--out DIR] [--build-output DIR] [--jobs N]
+    genvae chapters [NAME ...] [--out DIR] [--build-output DIR] [--jobs N] [--rerun]
 
 Exit codes: 0 done; 2 the command line is wrong (an unknown command or option, a bad option value: argparse's
 usage and message; an unknown experiment name, or ``--only`` matching none: one line ``genvae: error: ...``);
@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default: GENVAE_DATASET, else mnist)")
     r.add_argument("--device", type=_device, help="cpu, cuda, cuda:N or mps (default: CUDA, then MPS, then CPU)")
     r.add_argument("--jobs", type=_positive_int, default=None,
-                   help="training processes side by side (default: 2 on a CPU with 2 or more cores, else 1)")
+                   help="training processes side by side (default on a CPU: one per core, as many as the memory "
+                        "holds; on a GPU: 1)")
     r.add_argument("--stack", action=argparse.BooleanOptionalAction, default=None,
                    help="train each grid (beta, gamma, seeds) as one stacked model (default: on CUDA only)")
     r.add_argument("--check", action="store_true",
@@ -100,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--jobs", type=_positive_int, default=None,
                    help="kernels side by side (default: one per CPU, one thread each)")
     h.add_argument("--timeout", type=_positive_int, default=3600, metavar="S", help="seconds per cell (default 3600)")
+    h.add_argument("--rerun", action="store_true",
+                   help="run every chapter, even one unchanged since its last run into --out (same notebook, genvae "
+                        "code, mode, data set and trained weights), which is otherwise reused as it is")
     return p
 
 
@@ -211,8 +215,8 @@ def _cmd_reproduce(args) -> int:
     if args.rtol is not None:
         raise ValueError("--rtol only applies to --check")
     stack = device.type == "cuda" if args.stack is None else args.stack
-    jobs = args.jobs or default_jobs(device)
     cached = sum(e.is_cached(quick) for e in todo)
+    jobs = args.jobs or default_jobs(device, units=len(todo) - cached)
     print(f"{dataset}: {len(todo)} models, {cached} already cached; training {len(todo) - cached} on {device} "
           f"({'quick' if quick else 'full'} mode{', grids stacked' if stack else ''}"
           f"{f', {jobs} processes side by side' if jobs > 1 else ''})", flush=True)
@@ -398,14 +402,16 @@ def _cmd_chapters(args) -> int:
         return 1
     t0 = time.perf_counter()
     runs = chapters.execute_all(sources, Path(args.out).resolve(), jobs=args.jobs, timeout=args.timeout,
-                                cwd=chapters.ROOT / "book")
+                                cwd=chapters.ROOT / "book", reuse=not args.rerun)
     failed = [r for r in runs if not r.ok]
     if args.build_output:
         cache = chapters.build_cache_path(Path(args.build_output))
         stored = chapters.fill_build_cache(runs, cache, replace_all=not args.names)
         print(f"chapters: {stored} executed notebook(s) stored for the build in {cache}")
-    print(f"chapters: {len(runs) - len(failed)} of {len(runs)} ran in {time.perf_counter() - t0:.0f} s; "
-          f"executed notebooks in {Path(args.out).resolve()}")
+    reused = sum(r.reused for r in runs)
+    ran = (f"{len(runs) - len(failed) - reused} of {len(runs) - reused} ran in {time.perf_counter() - t0:.0f} s"
+           if reused < len(runs) else "none needed to run")
+    print(f"chapters: {ran}{f', {reused} reused' if reused else ''}; executed notebooks in {Path(args.out).resolve()}")
     for r in failed:
         print(f"genvae: error: {r.source.name} failed ({r.error}); its outputs so far are in {r.executed}",
               file=sys.stderr)

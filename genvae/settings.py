@@ -153,3 +153,28 @@ def training_precision() -> str:
             raise ValueError(f"GENVAE_PRECISION={value!r} is not understood; use fp32 or bf16")
         return value
     return "bf16" if default_device().type == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (a container or ``taskset``
+    limit), else the core count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that new processes can use now (Linux ``MemAvailable``; else the physical memory
+    where ``sysconf`` says), or ``None`` where neither is known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

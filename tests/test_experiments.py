@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
 
 import pytest
@@ -219,3 +220,28 @@ def test_a_quick_run_leaves_out_the_scoreboards_extra_seeds():
     extra = experiments.scoreboard_seeds("fashion-mnist")
     assert [e.name for e in full] == [e.name for e in quick] + [e.name for e in extra]
     assert {e.train.seed for e in extra} == {1, 2} and all(e.name in REGISTRY for e in extra)
+
+
+def test_default_jobs_one_process_per_core_within_memory_and_units():
+    from genvae.experiments import default_jobs, threads_per_job, WORKER_MEMORY
+
+    cpu, gib = torch.device("cpu"), 2**30
+    assert default_jobs(cpu, cpus=2, memory=24 * gib) == 2
+    assert default_jobs(cpu, cpus=8, memory=64 * gib) == 8  # an 8-core laptop: every core, not a quarter of them
+    assert default_jobs(cpu, cpus=16, memory=8 * gib) == 8 * gib // WORKER_MEMORY  # memory is the limit
+    assert default_jobs(cpu, cpus=16, memory=WORKER_MEMORY // 2) == 1  # never below one
+    assert default_jobs(cpu, cpus=8, memory=None) == 8  # memory unknown: cores decide
+    assert default_jobs(cpu, units=3, cpus=8, memory=64 * gib) == 3  # no idle process
+    assert default_jobs(cpu, units=0, cpus=8, memory=64 * gib) == 1
+    assert default_jobs(torch.device("meta"), cpus=8, memory=64 * gib) == 1  # an accelerator trains one unit at a time
+    assert [threads_per_job(j, cpus=8) for j in (1, 3, 8, 16)] == [8, 2, 1, 1]
+
+
+def test_default_jobs_reads_this_machine():
+    from genvae.experiments import default_jobs
+    from genvae.settings import available_cpus, available_memory
+
+    cpus, memory = available_cpus(), available_memory()
+    assert 1 <= cpus <= (os.cpu_count() or 1)
+    assert memory is None or memory > 0
+    assert 1 <= default_jobs(torch.device("cpu")) <= cpus

@@ -285,6 +285,14 @@ def test_the_reading_picks_each_columns_winner_and_weighs_the_lead_against_the_s
     plain = sb.reading({"x": {"recall": 0.5}, "y": {"recall": 0.6}, "z": {"recall": 0.6}})
     assert plain[0]["winner"] == "y" and plain[0]["verdict"] == "tie" and plain[0]["spread"] is None
     assert sb.reading({"x": {"recall": 0.5}, "y": {"recall": 0.7}})[0]["verdict"] == "spread unknown"
+    # A count that no seed changes (parameters, evaluations, FLOPs): the lead is exact, even with spreads of 0.
+    counts = {"x": _spread({"parameters": 10.0, "recall": 0.5}, {"parameters": 0.0, "recall": 0.1}),
+              "y": {"parameters": 12.0, "recall": 0.7}, "z": {"parameters": 10.0}}
+    got = {r["column"]: r for r in sb.reading(counts)}
+    assert (got["parameters"]["winner"], got["parameters"]["runner_up"], got["parameters"]["verdict"]) == ("x", "z", "tie")
+    got = {r["column"]: r for r in sb.reading({k: counts[k] for k in ("x", "y")})}
+    assert got["parameters"]["verdict"] == "exact" and got["recall"]["verdict"] == "spread unknown"
+    assert set(sb.EXACT_COLUMNS) <= set(sb.COLUMNS)
 
 
 def test_the_reading_compares_likelihoods_only_within_one_protocol():

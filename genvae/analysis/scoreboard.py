@@ -43,7 +43,7 @@ from .samples import SampleJudge, copying_report, density_coverage, nearest_dist
 from .splits import test_subset
 
 __all__ = [
-    "COLUMNS", "LIKELIHOOD_PREFIX", "COPY_QUANTILE", "COPY_SIZE", "Entrant", "SeedSpread",
+    "COLUMNS", "EXACT_COLUMNS", "LIKELIHOOD_PREFIX", "COPY_QUANTILE", "COPY_SIZE", "Entrant", "SeedSpread",
     "likelihood_column", "draw",
     "sampling_milliseconds", "score", "real_floor", "combine_seeds", "board_row", "reading",
 ]
@@ -70,6 +70,9 @@ COLUMNS: dict[str, str | None] = {
     "copying ratio": "near 1",
     "copying share": None,
 }
+
+# Columns fixed by the architecture and recipe, not by the seed: a lead there is exact, whatever the seeds.
+EXACT_COLUMNS = ("parameters", "evaluations per sample", "training FLOPs")
 
 # A likelihood column is this prefix and the protocol's name: a negative log-likelihood, lower is better.
 LIKELIHOOD_PREFIX = "NLL: "
@@ -375,7 +378,8 @@ def reading(table: Mapping[str, Mapping[str, float] | SeedSpread], columns: list
       how much better the winner is, in the column's units (for the copying ratio, in distance to 1);
       ``"spread"``: the winner's and the runner-up's standard deviations added, ``None`` unless both are known;
     * ``"verdict"``: ``"clear lead"`` (lead > spread), ``"within the spread"`` (lead <= spread), ``"spread
-      unknown"``, ``"tie"`` (lead 0, spreads unknown) or ``"unopposed"`` (one generator);
+      unknown"``, ``"tie"`` (lead 0, spreads unknown or an exact column), ``"exact"`` (a column of
+      :data:`EXACT_COLUMNS`, which no seed changes) or ``"unopposed"`` (one generator);
     * for the copying ratio, ``"flagged"``: the generators whose ``"copying share"`` exceeds ``flag_factor``
       times ``copy_quantile`` (2 x 5% = 10%: with 500 samples, five binomial standard deviations above
       what a generator that does not copy gets), in table order.
@@ -420,10 +424,14 @@ def reading(table: Mapping[str, Mapping[str, float] | SeedSpread], columns: list
             lead = key(values[second]) - key(values[winner])
             sds = [_value(rows[n].sd.get(col)) for n in (winner, second)]
             spread = None if None in sds else sds[0] + sds[1]
-            if spread is not None:
+            if lead == 0 and (spread is None or col in EXACT_COLUMNS):
+                verdict = "tie"
+            elif col in EXACT_COLUMNS:
+                verdict = "exact"
+            elif spread is not None:
                 verdict = "clear lead" if lead > spread else "within the spread"
             else:
-                verdict = "tie" if lead == 0 else "spread unknown"
+                verdict = "spread unknown"
             item.update(runner_up=second, runner_up_value=values[second], lead=lead, spread=spread, verdict=verdict)
         if col == "copying ratio":
             limit = flag_factor * copy_quantile

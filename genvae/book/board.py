@@ -30,7 +30,7 @@ from ..models.registry import is_conditional
 from ..storage.evals import eval_version
 
 __all__ = ["HOWS", "BPD", "IWAE", "Contender", "contenders", "board_splits", "sampler", "contender_row",
-           "contender_likelihood", "measure", "describe"]
+           "contender_likelihood", "measure", "describe", "solver_check", "SETTLED_BITS"]
 
 HOWS = ("model", "gaussian", "latent flow", "uniform classes")
 BPD = "bits/dim, dequantised 8-bit"  # the protocol every continuous density is scored by
@@ -172,6 +172,24 @@ def contender_likelihood(model: nn.Module, dataset: str, n_images: int, effort: 
     return {BPD: likelihood.vae_bits_per_dim(model, x, sigma, samples=effort)}
 
 
+SETTLED_BITS = 0.1  # bits/dim: how far an estimate may move with half the solver's steps and still count as settled
+
+
+def solver_check(c: Contender, dataset: str, n_images: int, effort: int) -> tuple[float, float] | None:
+    """For a contender whose likelihood is an ODE estimate (a pixel flow): its bits/dim with ``effort`` Heun
+    steps and with half as many, on the same images (both kept with the model, the first shared with
+    :func:`measure`). ``None`` for the others, whose numbers do not depend on a solver's steps."""
+    from ..storage.evals import cached_eval
+
+    t = c.experiment(0).load()
+    if t.model.config.kind != "flow":
+        return None
+    effort = check_count(effort, "effort")
+    full = cached_eval(t, contender_likelihood, dataset, n_images, effort, t.train_config)[BPD]
+    half = cached_eval(t, contender_likelihood, dataset, n_images, max(1, effort // 2), t.train_config)[BPD]
+    return full, half
+
+
 def measure(c: Contender, dataset: str, judge: nn.Module, seeds: list[int], n: int, n_likelihood: int, effort: int,
             log: Callable[[str], None] | None = None) -> tuple[scoreboard.Entrant, scoreboard.SeedSpread]:
     """``c``'s entrant and full row (:func:`genvae.analysis.scoreboard.board_row`): each seed's model loaded (or
@@ -230,6 +248,7 @@ def describe(readings: list[dict], fmt: Callable[[str, float], str] | None = Non
         verdict = {"clear lead": "a lead larger than the two seeds' spreads added",
                    "within the spread": "a lead within the two seeds' spreads added, so not a clear win",
                    "spread unknown": "one seed for at least one of them, so the spread is unknown",
+                   "exact": "a count that no seed changes, so the lead is exact",
                    "tie": "a tie"}[r["verdict"]]
         line = f"{head}, ahead of {r['runner_up']}, {fmt(col, r['runner_up_value'])}: {verdict}."
         if r.get("flagged"):

@@ -26,8 +26,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import available_cpus
+
 __all__ = ["ROOT", "chapter_paths", "available_cpus", "plan_jobs", "ChapterRun", "execute", "execute_all",
-           "fill_build_cache", "build_cache_path"]
+           "fill_build_cache", "build_cache_path", "read_times", "record_times", "run_order", "fingerprint",
+           "FINGERPRINTS"]
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: _toc.yml, book/
 
@@ -53,14 +56,6 @@ def chapter_paths(root: Path = ROOT, names: list[str] | None = None) -> list[Pat
     return paths
 
 
-def available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one, else the core count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def plan_jobs(n_chapters: int, cpus: int | None = None, jobs: int | None = None) -> tuple[int, int]:
     """``(kernels side by side, threads per kernel)``: by default one kernel per CPU, one thread each.
 
@@ -80,6 +75,7 @@ class ChapterRun:
     executed: Path
     seconds: float
     error: str | None = None
+    reused: bool = False  # not executed: its last run here had the same inputs (see :func:`fingerprint`)
 
     @property
     def ok(self) -> bool:
@@ -116,13 +112,29 @@ def execute(source: Path, out_dir: Path, cwd: Path | None = None, timeout: int =
 
 
 def execute_all(sources: list[Path], out_dir: Path, jobs: int | None = None, timeout: int = 3600,
-                cwd: Path | None = None, log=print) -> list[ChapterRun]:
-    """Execute ``sources`` with ``jobs`` kernels side by side (largest notebooks first, so the longest start
-    early), each kernel on ``OMP_NUM_THREADS`` threads (set from :func:`plan_jobs` unless already set); log a
-    line per finished chapter."""
-    jobs, threads = plan_jobs(len(sources), jobs=jobs)
+                cwd: Path | None = None, log=print, reuse: bool = False) -> list[ChapterRun]:
+    """Execute ``sources`` with ``jobs`` kernels side by side (the longest first, by :func:`run_order`, so that
+    they end together), each kernel on ``OMP_NUM_THREADS`` threads (set from :func:`plan_jobs` unless already set); log a
+    line per finished chapter.
+
+    With ``reuse``, a chapter whose :func:`fingerprint` (its notebook, genvae's code, the mode and data set,
+    the trained weights in the cache) matches that of its last successful run into ``out_dir`` is not run
+    again: its executed notebook there is returned as it is (``reused``). Every chapter that does run gets
+    its source's modification time set to now, so an incremental book build reads its new outputs.
+    """
+    out_dir = Path(out_dir)
+    rank = {p: i for i, p in enumerate(sources)}
+    todo, reused = _reusable(sources, out_dir, log) if reuse else (list(sources), [])
+    if not todo:
+        return reused
+    jobs, threads = plan_jobs(len(todo), jobs=jobs)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # kernels inherit it; torch reads it on import
-    order = sorted(sources, key=lambda p: -Path(p).stat().st_size)
+    # What each chapter's outputs will depend on, taken before it runs: code or notebooks edited during the run
+    # must not pass for what ran. (A chapter that trains a model it found missing changes the weights: it runs
+    # once more next time, which costs time but never shows stale outputs.)
+    weights = _weights_listing()
+    prints = {p: fingerprint(p, weights) for p in todo}
+    order = run_order(todo, read_times())
     log(f"chapters: executing {len(order)} notebook(s), {jobs} at a time, "
         f"{os.environ['OMP_NUM_THREADS']} thread(s) each")
     runs: list[ChapterRun] = []
@@ -135,8 +147,135 @@ def execute_all(sources: list[Path], out_dir: Path, jobs: int | None = None, tim
                 runs.append(run)
                 status = "ok" if run.ok else f"FAILED: {run.error}"
                 log(f"  {run.source.stem}: {run.seconds:.1f} s, {status} ({len(runs)} of {len(order)} done)")
-    rank = {p: i for i, p in enumerate(sources)}
-    return sorted(runs, key=lambda r: rank[r.source])
+                os.utime(run.source)  # new outputs: an incremental book build must read this chapter again
+    record_times(runs)
+    _record_fingerprints(out_dir, {r.source: prints[r.source] for r in runs if r.ok},
+                         drop=[r.source for r in runs if not r.ok])
+    return sorted(runs + reused, key=lambda r: rank[r.source])
+
+
+FINGERPRINTS = "fingerprints.json"  # in the --out folder, beside the executed notebooks it describes
+_ENV = ("GENVAE_DEVICE", "GENVAE_PRECISION", "GENVAE_CUDA_GRAPH", "GENVAE_DATA", "PYTHONHASHSEED")
+
+
+def _weights_listing() -> str:
+    """Every trained model's weights file in the cache, by name, size and modification time: retraining any
+    model (or importing a pack) changes it."""
+    from ..settings import cache_root
+
+    root = cache_root()
+    rows = []
+    for path in sorted(root.glob("*/model.safetensors")) if root.is_dir() else []:
+        st = path.stat()
+        rows.append(f"{path.parent.name} {st.st_size} {st.st_mtime_ns}")
+    return "\n".join(rows)
+
+
+def fingerprint(source: Path, _weights: str | None = None) -> str:
+    """What a chapter's outputs depend on, as 16 hex digits of SHA-256: the notebook's bytes, genvae's source
+    (:func:`genvae.storage.cache._package_digest`), quick mode, the data set, the device and precision
+    settings, and the trained weights in the model cache. Evaluations kept beside the models are left out:
+    a chapter recomputes the same numbers when they are missing."""
+    import hashlib
+
+    from ..settings import book_dataset, quick_mode
+    from ..storage.cache import _package_digest
+
+    h = hashlib.sha256()
+    h.update(Path(source).read_bytes())
+    h.update(_package_digest().encode())
+    h.update(f"quick={quick_mode()} dataset={book_dataset()}".encode())
+    h.update(repr([(k, os.environ.get(k)) for k in _ENV]).encode())
+    h.update((_weights_listing() if _weights is None else _weights).encode())
+    return h.hexdigest()[:16]
+
+
+def _read_fingerprints(out_dir: Path) -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads((Path(out_dir) / FINGERPRINTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record_fingerprints(out_dir: Path, new: dict[Path, str], drop: list[Path]) -> None:
+    import json
+
+    data = _read_fingerprints(out_dir)
+    data.update({str(Path(p).resolve()): f for p, f in new.items()})
+    for p in drop:
+        data.pop(str(Path(p).resolve()), None)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / FINGERPRINTS).write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def _reusable(sources: list[Path], out_dir: Path, log) -> tuple[list[Path], list[ChapterRun]]:
+    """Split ``sources`` into those to run and the runs to reuse (same fingerprint, executed notebook there)."""
+    known = _read_fingerprints(out_dir)
+    weights = _weights_listing()
+    todo, reused = [], []
+    for p in sources:
+        target = out_dir / Path(p).name
+        if target.is_file() and known.get(str(Path(p).resolve())) == fingerprint(p, weights):
+            reused.append(ChapterRun(Path(p), target, 0.0, reused=True))
+        else:
+            todo.append(p)
+    if reused:
+        log(f"chapters: {len(reused)} unchanged since their last run here (same notebook, genvae code, mode, data "
+            f"set and trained weights), not run again: {', '.join(r.source.stem for r in reused)}")
+    return todo, reused
+
+
+def _times_path() -> Path:
+    from ..settings import cache_root
+
+    return cache_root() / "chapter-seconds.json"
+
+
+def _times_key(source: Path) -> str:
+    """A chapter's entry in the times record: its mode and data set too, since both change what it costs."""
+    from ..settings import book_dataset, quick_mode
+
+    return f"{'quick' if quick_mode() else 'full'}/{book_dataset()}/{Path(source).stem}"
+
+
+def read_times() -> dict[str, float]:
+    """Seconds each chapter took in its last successful run here (``chapter-seconds.json`` beside the model
+    cache, whose contents decide most of what a chapter costs); ``{}`` when there is none or it is unreadable."""
+    import json
+
+    try:
+        times = json.loads(_times_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in times.items() if isinstance(v, (int, float))} if isinstance(times, dict) else {}
+
+
+def record_times(runs: list[ChapterRun]) -> None:
+    """Add the successful ``runs`` to the times record (best effort: a read-only cache only loses the hint)."""
+    import json
+
+    times = read_times()
+    times.update({_times_key(r.source): round(r.seconds, 1) for r in runs if r.ok})
+    path = _times_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(times, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
+def run_order(sources: list[Path], times: dict[str, float]) -> list[Path]:
+    """The order to start chapters in, longest first (so the kernels side by side end together): chapters never
+    timed here first, largest file first, then the others by their last time in this mode and data set."""
+    sources = [Path(p) for p in sources]
+    untimed = sorted((p for p in sources if _times_key(p) not in times), key=lambda p: -p.stat().st_size)
+    timed = sorted((p for p in sources if _times_key(p) in times), key=lambda p: -times[_times_key(p)])
+    return untimed + timed
 
 
 def build_cache_path(path_output: Path) -> Path:

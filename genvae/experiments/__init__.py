@@ -11,7 +11,7 @@ from .registry import (
     MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, scoreboard_seeds, SEEDS,
     STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
 )
-from .schedule import default_jobs, plan, Progress, reproduce, training_flops, UnitResult
+from .schedule import default_jobs, plan, Progress, reproduce, threads_per_job, training_flops, UnitResult, WORKER_MEMORY
 
 __all__ = [
     "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "ddpm",
@@ -19,5 +19,5 @@ __all__ = [
     "Experiment", "FAILURE_EPOCHS", "FAILURE_SEEDS", "GAMMA_SWEEP_WEIGHTS", "GAMMAS", "gan", "GAN_EPOCHS",
     "gan_recipe", "get", "load_all", "mlp_ae", "MLP_EPOCHS", "multistage", "on_dataset", "overcomplete_ae", "plan",
     "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "scoreboard_seeds", "SEEDS", "STYLE_DIM", "SUFFIXES",
-    "training_flops", "UnitResult", "vae", "vaegan", "vaegan_gamma_sweep",
+    "threads_per_job", "training_flops", "UnitResult", "WORKER_MEMORY", "vae", "vaegan", "vaegan_gamma_sweep",
 ]

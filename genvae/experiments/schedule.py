@@ -4,7 +4,6 @@ of the time left from the arithmetic (FLOPs) each training costs.
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,15 +119,42 @@ def _stop_workers(pool, others: set) -> None:
         process.terminate()
 
 
-def default_jobs(device: torch.device) -> int:
-    """Training processes that :func:`reproduce` runs side by side: 2 on a CPU with 2 or more cores, else 1.
+# Peak resident memory of one training process, with margin: 1.15-1.22 GiB measured per worker in a cold full
+# reproduce on the CPU (benchmarks/RESULTS.md); the processes side by side must fit in the memory available.
+WORKER_MEMORY = int(1.5 * 2**30)
 
-    Two processes of one thread each train two small models 1.3x faster than one
-    process with two threads trains them one after the other (measured on a
-    2-core CPU, ``benchmarks/RESULTS.md``): a small model's step does not keep two
-    threads busy. A GPU trains one unit at a time (grids stacked instead).
+
+def default_jobs(device: torch.device, units: int | None = None, cpus: int | None = None,
+                 memory: int | None = None) -> int:
+    """Training processes that :func:`reproduce` runs side by side on ``device``: on a CPU, one per core
+    this process may use (:func:`~genvae.settings.available_cpus`), as many as the memory available holds
+    (:data:`WORKER_MEMORY` each) and no more than there are ``units`` to train; on a GPU, 1.
+
+    One process per core, each of one thread, because a small model's step does not keep two threads busy:
+    two processes of one thread train two models 1.3x faster than one process of two threads trains them one
+    after the other, and a third process on two cores gains nothing (measured on a 2-core CPU:
+    ``benchmarks/RESULTS.md``, sections "Cold reproduce" and "Processes side by side"). A GPU trains one
+    unit at a time (grids stacked instead). ``cpus`` and ``memory`` (bytes) default to this machine's.
     """
-    return 2 if device.type == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+    from ..settings import available_cpus, available_memory
+
+    if device.type != "cpu":
+        return 1
+    cpus = available_cpus() if cpus is None else cpus
+    memory = available_memory() if memory is None else memory
+    jobs = max(1, cpus)
+    if memory is not None:
+        jobs = min(jobs, max(1, memory // WORKER_MEMORY))
+    if units is not None:
+        jobs = min(jobs, max(1, units))
+    return int(jobs)
+
+
+def threads_per_job(jobs: int, cpus: int | None = None) -> int:
+    """Torch threads for each of ``jobs`` processes side by side: the CPUs shared out, at least 1."""
+    from ..settings import available_cpus
+
+    return max(1, (available_cpus() if cpus is None else cpus) // max(1, jobs))
 
 
 def reproduce(
@@ -143,8 +169,9 @@ def reproduce(
     """Train every experiment not yet cached, in units (a grid is one unit when stacked).
 
     With ``jobs`` > 1, units train in that many processes at once (this one and
-    ``jobs - 1`` workers), the longest first, each with ``cpu_count // jobs``
-    threads; every finished model is in the cache at once, so an interruption
+    ``jobs - 1`` workers), the longest first, each with :func:`threads_per_job`
+    threads (one process trains on the threads torch already has); ``jobs`` defaults to
+    :func:`default_jobs`; every finished model is in the cache at once, so an interruption
     loses only the units in flight.
     ``on_unit(result, progress)`` is called as each unit finishes.
     """
@@ -152,8 +179,8 @@ def reproduce(
 
     device = resolve_device(device)
     stack = device.type == "cuda" if stack is None else stack
-    jobs = default_jobs(device) if jobs is None else jobs
     units = plan([e for e in experiments if not e.is_cached(quick)], stack)
+    jobs = default_jobs(device, units=len(units)) if jobs is None else jobs
     flops = [sum(training_flops(e, quick) for e in unit) for unit in units]
     results: list[UnitResult] = []
     t0 = time.perf_counter()
@@ -176,7 +203,7 @@ def reproduce(
 
     # This process trains too, beside jobs - 1 workers: one torch process fewer in memory.
     # All of them take the next unit, longest first, from one queue, so they end together.
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads_per_job(jobs)
     todo = deque(sorted(range(len(units)), key=lambda i: -flops[i]))
     lock, done = threading.Lock(), queue.Queue()  # units finished by the workers, reported from here
 
