@@ -137,8 +137,11 @@ def test_a_replayed_step_draws_the_noise_the_eager_step_draws(small_mnist, cuda,
 
 
 def test_cuda_training_leaves_the_global_rngs_alone(small_mnist, cuda, monkeypatch):
+    monkeypatch.setenv("GENVAE_CUDA_GRAPH", "1")
+    torch.manual_seed(0)
+    model = build_model(VAE)  # initialising the weights draws from the global RNG; training must not
     cpu, gpus = torch.get_rng_state(), torch.cuda.get_rng_state_all()
-    _fit(small_mnist, True, monkeypatch, replace(TC, epochs=1))
+    fit(model, small_mnist, replace(TC, epochs=1), device="cuda", progress=False)
     assert torch.equal(cpu, torch.get_rng_state())
     assert all(torch.equal(a, b) for a, b in zip(gpus, torch.cuda.get_rng_state_all()))
 
@@ -147,11 +150,12 @@ def test_an_interrupted_cuda_training_resumes_where_it_stopped(cuda, monkeypatch
     """With graphs on, the generator's position after the replays is saved and restored, so the resumed
     run draws fresh noise, as the uninterrupted one does (a repeated draw would show in the weights)."""
     from genvae.cache import load_or_train
+    from genvae.training import epochs as training_epochs_module
 
     monkeypatch.setenv("GENVAE_CUDA_GRAPH", "1")
     tc = TrainConfig(epochs=3, batch_size=100, train_size=600, schedule="onecycle", lr=3e-3)
     reference = load_or_train(VAE, tc, name="ref", cache_dir=tmp_path, progress=False)
-    real, calls = train.train_epoch, []
+    real, calls = training_epochs_module.train_epoch, []
 
     def ctrl_c(*args, **kwargs):
         calls.append(1)
@@ -160,7 +164,7 @@ def test_an_interrupted_cuda_training_resumes_where_it_stopped(cuda, monkeypatch
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
-        mp.setattr(train, "train_epoch", ctrl_c)
+        mp.setattr(training_epochs_module, "train_epoch", ctrl_c)  # the loop's own reference
         load_or_train(VAE, tc, name="tiny", progress=False)
     resumed = load_or_train(VAE, tc, name="tiny", progress=False)
     assert [e.get("resumed", False) for e in resumed.history.epochs] == [True, True, False]

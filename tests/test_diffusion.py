@@ -221,3 +221,18 @@ def test_a_vaes_bits_per_dim_is_its_gaussian_decoder_elbo_under_the_same_protoco
     assert bpd == pytest.approx(8 + nats / (784 * math.log(2)), rel=1e-6)
     with pytest.raises(ValueError):
         vae_bits_per_dim(vae, x, 0.0)
+
+
+def test_a_ddpm_makes_its_schedule_once_per_device_and_keeps_it_out_of_the_state_dict():
+    """A training step captured as a CUDA graph may only read the schedule: it is made on the first call and the
+    same tensors come back after (a copy from the CPU inside a capture fails)."""
+    from genvae.models import ModelConfig, build_model
+
+    model = build_model(ModelConfig("ddpm", "conv", channels=(4, 8), timesteps=20))
+    betas, abar = model.schedule(torch.device("cpu"))
+    again = model.schedule(None)
+    assert again[0] is betas and again[1] is abar
+    expected = noise_schedule(20, model.config.noise_schedule)
+    torch.testing.assert_close(betas, expected.float())
+    torch.testing.assert_close(abar, alpha_bars(expected).float())
+    assert not any("schedule" in k for k in model.state_dict())

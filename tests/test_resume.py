@@ -197,25 +197,39 @@ def test_an_unwritable_cache_costs_the_resume_state_not_the_training(capsys, tmp
 
 def test_optimizer_state_round_trips_with_a_tensor_learning_rate(tmp_path):
     """On CUDA the learning rate is a tensor (a CUDA graph reads it) and betas a tuple: both must come back so."""
+    def one_cycle(opt):  # with a tensor learning rate, the schedule's state holds tensors too (its last rates)
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=10, cycle_momentum=False)
+
     p = torch.nn.Parameter(torch.arange(4.0))
     opt = torch.optim.Adam([p], lr=torch.tensor(0.01), betas=(0.5, 0.99), foreach=False)
-    p.grad = torch.ones(4)
-    opt.step()
+    schedule = one_cycle(opt)
+    for _ in range(3):
+        p.grad = torch.ones(4)
+        opt.step()
+        schedule.step()
+    assert isinstance(schedule.state_dict()["_last_lr"][0], torch.Tensor)
     model = torch.nn.Linear(2, 2)
     store = ResumeStore(tmp_path / "r", {"k": 1})
     gen = torch.Generator().manual_seed(5)
-    store.save(1, model, {"adam": opt}, None, {"noise": gen}, [{"epoch": 1}])
+    store.save(1, model, {"adam": opt}, schedule, {"noise": gen}, [{"epoch": 1}])
     expected_draw = torch.randn(3, generator=gen)
+    lr_after_3 = opt.param_groups[0]["lr"].item()
+    schedule.step()
+    expected_next_lr = opt.param_groups[0]["lr"].item()
 
     q = torch.nn.Parameter(torch.zeros(4))
     live_lr = torch.tensor(0.5)  # on CUDA: a device tensor that a captured graph reads
     fresh = torch.optim.Adam([q], lr=live_lr, betas=(0.9, 0.999), foreach=False)
+    fresh_schedule = one_cycle(fresh)
     gen2 = torch.Generator().manual_seed(6)
     state = store.load()
     assert state.epoch == 1 and state.history == [{"epoch": 1}]
-    assert store.restore(state, torch.nn.Linear(2, 2), {"adam": fresh}, None, {"noise": gen2})
+    assert store.restore(state, torch.nn.Linear(2, 2), {"adam": fresh}, fresh_schedule, {"noise": gen2})
     group = fresh.param_groups[0]
-    assert group["lr"] is live_lr and live_lr.item() == pytest.approx(0.01)  # the same tensor, new value
+    assert group["lr"] is live_lr and live_lr.item() == pytest.approx(lr_after_3)  # the same tensor, new value
+    assert fresh_schedule.last_epoch == 3 and fresh_schedule.get_last_lr()[0].item() == pytest.approx(lr_after_3)
+    fresh_schedule.step()
+    assert live_lr.item() == pytest.approx(expected_next_lr)  # the schedule goes on where it stopped
     assert group["betas"] == (0.5, 0.99) and isinstance(group["betas"], tuple)
     for key in ("exp_avg", "exp_avg_sq", "step"):
         assert torch.equal(fresh.state[q][key], opt.state[p][key]), key

@@ -13,6 +13,7 @@ other half, and the copying test's test images come from the rest of the test se
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,6 +29,7 @@ from ..experiments import registry
 from ..models.flow import network_evaluations
 from ..models.registry import is_conditional
 from ..storage.evals import eval_version
+from ..utils import device_of
 
 __all__ = ["HOWS", "BPD", "IWAE", "Contender", "contenders", "board_splits", "sampler", "contender_row",
            "contender_likelihood", "measure", "describe", "solver_check", "SETTLED_BITS"]
@@ -93,30 +95,48 @@ def board_splits(n_test: int, n: int) -> tuple[Tensor, Tensor, Tensor]:
     return real, reference, rest
 
 
-def sampler(model: nn.Module, how: str, dataset: str, options: dict | None = None, seed: int = 0
-            ) -> tuple[Callable[[int, torch.Generator], Tensor], dict[str, float]]:
-    """``(sample(n, generator), extra)``: how the board draws images from ``model``, and what fitting cost
-    (``extra``: ``"fit seconds"`` and ``"fit parameters"`` of a Gaussian or flow fitted to an autoencoder's
-    training codes; empty for a model sampled as it is)."""
+def fit_codes(model: nn.Module, how: str, dataset: str, options: dict | None = None, seed: int = 0
+              ) -> tuple[object | None, dict[str, float]]:
+    """What ``how`` fits to the model's training codes before it can sample, and what fitting cost: ``(fitted,
+    extra)``, with ``fitted`` a :class:`~genvae.latent.FittedGaussian` or :class:`~genvae.latent.LatentFlow` (on
+    the CPU) and ``extra`` its ``"fit seconds"`` and ``"fit parameters"``; ``(None, {})`` for a model sampled as
+    it is."""
     options = dict(options or {})
-    if how == "model":
-        return (lambda n, g: model.sample(n, generator=g, **options)), {}
-    if how == "uniform classes":
-        k = model.config.n_classes
-        return (lambda n, g: model.sample(n, y=torch.randint(k, (n,), generator=g), generator=g)), {}
+    if how in ("model", "uniform classes"):
+        return None, {}
     if how not in ("gaussian", "latent flow"):
         raise ValueError(f"how must be one of {HOWS}, got {how!r}")
     codes = latent.encode(model, gdata.load(dataset).x_train)  # (60000, d)
     if how == "gaussian":
-        fit = latent.FittedGaussian(codes)
         d = codes.shape[1]
-        return (lambda n, g: latent.decode(model, fit.sample(n, g))), {"fit seconds": 0.0,
-                                                                          "fit parameters": float(d + d * (d + 1) // 2)}
+        return latent.FittedGaussian(codes), {"fit seconds": 0.0, "fit parameters": float(d + d * (d + 1) // 2)}
     flow = latent.LatentFlow(codes, steps=options.get("fit_steps", 3000), seed=seed)
-    steps = options.get("steps", 5)
-    n_params = sum(p.numel() for p in flow.velocity.parameters())
-    return (lambda n, g: latent.decode(model, flow.sample(n, g, steps=steps))), {"fit seconds": flow.seconds,
-                                                                                  "fit parameters": float(n_params)}
+    return flow, {"fit seconds": flow.seconds, "fit parameters": float(sum(p.numel() for p in flow.velocity.parameters()))}
+
+
+def draw(model: nn.Module, how: str, fitted, options: dict | None = None) -> Callable[[int, torch.Generator], Tensor]:
+    """``sample(n, generator)``: how the board draws images from ``model`` (with what :func:`fit_codes` fitted)."""
+    options = dict(options or {})
+    if how == "model":
+        return lambda n, g: model.sample(n, generator=g, **options)
+    if how == "uniform classes":
+        k = model.config.n_classes
+        return lambda n, g: model.sample(n, y=torch.randint(k, (n,), generator=g), generator=g)
+    if how == "gaussian":
+        return lambda n, g: latent.decode(model, fitted.sample(n, g))
+    if how == "latent flow":
+        steps = options.get("steps", 5)
+        return lambda n, g: latent.decode(model, fitted.sample(n, g, steps=steps))
+    raise ValueError(f"how must be one of {HOWS}, got {how!r}")
+
+
+def sampler(model: nn.Module, how: str, dataset: str, options: dict | None = None, seed: int = 0
+            ) -> tuple[Callable[[int, torch.Generator], Tensor], dict[str, float]]:
+    """``(sample(n, generator), extra)``: :func:`draw` after :func:`fit_codes` (``extra``: the fitting cost,
+    ``"fit seconds"`` and ``"fit parameters"`` of a Gaussian or flow fitted to an autoencoder's training codes;
+    empty for a model sampled as it is)."""
+    fitted, extra = fit_codes(model, how, dataset, options, seed)
+    return draw(model, how, fitted, options), extra
 
 
 @eval_version(1)
@@ -125,13 +145,14 @@ def contender_row(model: nn.Module, how: str, dataset: str, judge: nn.Module, op
     """One trained model's measurements for the board: ``{"scores": ...}`` (:func:`scoreboard.score` of ``n``
     samples drawn with noise seed 0 against the judge's reference, :func:`board_splits`; the copying test against the
     images the model trained on), ``"ms per image"``
-    (:func:`scoreboard.sampling_milliseconds` of ``timing_images`` images, on this machine, when first computed),
+    (:func:`scoreboard.sampling_milliseconds` of ``timing_images`` images, on this machine's CPU (a copy of a model on a GPU), when first computed),
     ``"training FLOPs"`` (:func:`scoreboard.training_flops` of ``train_config`` on a batch of real training
     images), and the fitting costs of :func:`sampler`. Costly; chapters keep it with the model
     (:func:`genvae.storage.evals.cached_eval`)."""
     data = gdata.load(dataset)
     real, reference, rest = board_splits(len(data.x_test), n)
-    sample, extra = sampler(model, how, dataset, options)
+    fitted, extra = fit_codes(model, how, dataset, options)
+    sample = draw(model, how, fitted, options)
     judge = SampleJudge(judge, data.x_test[reference])
     with torch.no_grad():
         images = sample(n, torch.Generator().manual_seed(0))
@@ -140,7 +161,9 @@ def contender_row(model: nn.Module, how: str, dataset: str, judge: nn.Module, op
     scores = scoreboard.score(images, judge, trained_on, data.x_test[rest])
     flops = scoreboard.training_flops(model, data.x_train[:train_config.batch_size], train_config,
                                       y=data.y_train[:train_config.batch_size])
-    ms = scoreboard.sampling_milliseconds(sample, n=timing_images, repeats=3)
+    # Sampling is timed on the CPU, also where the model lives on a GPU: a copy there, with the same fit.
+    on_cpu = model if device_of(model).type == "cpu" else copy.deepcopy(model).cpu()
+    ms = scoreboard.sampling_milliseconds(draw(on_cpu, how, fitted, options), n=timing_images, repeats=3)
     return {"scores": scores, "ms per image": ms, "training FLOPs": flops, **extra}
 
 

@@ -133,9 +133,16 @@ class DDPM(Family, nn.Module):
         self.net = UNet(cfg)
 
     def schedule(self, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-        """``betas, alpha_bars``, each ``(T,)`` float32 on ``device`` (computed in float64, then rounded)."""
-        betas = noise_schedule(self.config.timesteps, self.config.noise_schedule)
-        return betas.float().to(device), alpha_bars(betas).float().to(device)
+        """``betas, alpha_bars``, each ``(T,)`` float32 on ``device`` (computed in float64, then rounded).
+
+        Made once per device and kept (not in the state dict: the config defines them). A training step
+        captured as a CUDA graph then only reads them: a copy from the CPU cannot be captured."""
+        key = str(torch.device("cpu") if device is None else torch.device(device))
+        cache = self.__dict__.setdefault("_schedules", {})
+        if key not in cache:
+            betas = noise_schedule(self.config.timesteps, self.config.noise_schedule)
+            cache[key] = (betas.float().to(key), alpha_bars(betas).float().to(key))
+        return cache[key]
 
     def predict_noise(self, x_t: Tensor, t: Tensor) -> Tensor:
         """The network's eps for noised images ``(B, 1, 28, 28)`` at step indices ``t`` ``(B,)``."""

@@ -111,6 +111,33 @@ def _unflatten_optimizer(name: str, rest: dict, tensors: dict[str, Tensor]) -> d
     return {"state": state, "param_groups": groups}
 
 
+_TENSOR = "__tensor__"  # marks where a tensor stood in a JSON-ed state: the value is its name in the tensor file
+
+
+def _flatten_tensors(prefix: str, value, tensors: dict[str, Tensor]):
+    """``value`` (nested dicts and lists, as a learning-rate schedule's state dict) with every tensor moved
+    into ``tensors`` under ``prefix`` and its path, and a marker left in its place. On CUDA the schedule
+    remembers its last rates as the optimiser's tensor learning rates."""
+    if isinstance(value, Tensor):
+        tensors[prefix] = value
+        return {_TENSOR: prefix}
+    if isinstance(value, dict):
+        return {k: _flatten_tensors(f"{prefix}.{k}", v, tensors) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_flatten_tensors(f"{prefix}.{i}", v, tensors) for i, v in enumerate(value)]
+    return value
+
+
+def _unflatten_tensors(value, tensors: dict[str, Tensor]):
+    if isinstance(value, dict):
+        if set(value) == {_TENSOR}:
+            return tensors[value[_TENSOR]]
+        return {k: _unflatten_tensors(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unflatten_tensors(v, tensors) for v in value]
+    return value
+
+
 def _to_cpu(t: Tensor) -> Tensor:
     return t.detach().to("cpu").contiguous()
 
@@ -157,13 +184,16 @@ class ResumeStore:
             tensors.update({k: _to_cpu(v) for k, v in flat.items()})
         for name, g in generators.items():
             tensors[f"generator.{name}"] = g.get_state()
+        schedule: dict[str, Tensor] = {}
+        schedule_json = None if scheduler is None else _flatten_tensors("scheduler", scheduler.state_dict(), schedule)
+        tensors.update({k: _to_cpu(v) for k, v in schedule.items()})
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = self.folder / f"state-e{epoch}.safetensors"
         _atomic_write(weights, lambda p: save_file(tensors, str(p)))
         index = {
             "format": FORMAT, "identity": self.identity, "epoch": epoch, "file": weights.name,
             "sha256": file_digest(weights), "history": history, "optimizers": optim_json,
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "scheduler": schedule_json,
             "generators": sorted(generators), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_text(self.folder / INDEX, json.dumps(index))  # the commit point
@@ -213,7 +243,8 @@ class ResumeStore:
             optimizers = {name: _unflatten_optimizer(name, rest, tensors) for name, rest in index["optimizers"].items()}
             generators = {name: tensors[f"generator.{name}"] for name in index["generators"]}
             return ResumeState(epoch=int(index["epoch"]), history=list(index["history"]), trainee=trainee,
-                               optimizers=optimizers, scheduler=index["scheduler"], generators=generators)
+                               optimizers=optimizers, scheduler=_unflatten_tensors(index["scheduler"], tensors),
+                               generators=generators)
         except (KeyError, TypeError, ValueError, SafetensorError) as e:
             raise _Unusable(f"{type(e).__name__}: {e}") from None
 
