@@ -721,7 +721,7 @@ the recipe table (its own run, same machine unless stated).
 TITLES = {
     "peak": "Matrix-multiply peak", "loop": "The training loop against a PyTorch-examples loop",
     "stack": "A grid one by one, or as one stacked model", "precision": "Reduced precision",
-    "jobs": "Processes side by side",
+    "jobs": "Processes side by side", "resume": "The resume state written after each epoch",
     "reproduce": "Cold `genvae reproduce` (full mode, empty cache)", "headlines": "Headline numbers of the recipes",
     "chapters": "Chapters in full mode, warm cache", "book": "Full-mode book builds after reproduce",
     "quick": "The quick CI path", "chapters-cold": "Each chapter opened alone with an empty cache",
