@@ -178,3 +178,25 @@ def available_memory() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+RESUME_SHARE = 0.05
+
+
+def resume_share() -> float:
+    """The most of a training's time that writing its resume states may take (``GENVAE_RESUME_SHARE``, default
+    :data:`RESUME_SHARE`): a state is written after an epoch only when the training since the last one took at
+    least the last write's time divided by this share. ``0`` writes one after every epoch. On a GPU an epoch can
+    take a fifth of a second and a state 30 ms (benchmarks/RESULTS.md, section "The resume state written after
+    each epoch"): a state every epoch would cost 10% of the training."""
+    value = os.environ.get("GENVAE_RESUME_SHARE")
+    if value is None or value.strip() == "":
+        return RESUME_SHARE
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"GENVAE_RESUME_SHARE={value!r} is not understood; use a fraction from 0 (a state after "
+                         "every epoch) to below 1, such as 0.05")
+    return share

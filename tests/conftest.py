@@ -25,6 +25,7 @@ def _isolated(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("GENVAE_QUICK", raising=False)
     monkeypatch.delenv("GENVAE_DATASET", raising=False)  # the book's data set: MNIST unless a test says otherwise
     monkeypatch.setenv("GENVAE_DEVICE", "cpu")  # the same numbers on every machine
+    monkeypatch.setenv("GENVAE_RESUME_SHARE", "0")  # a resume state after every epoch, however short the epochs
 
 
 @pytest.fixture(scope="session")

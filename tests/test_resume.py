@@ -337,3 +337,33 @@ def test_sigint_then_sigkill_then_a_finished_run(tmp_path, capfd):
     for name, t in reference.state_dict().items():
         assert torch.equal(model.state_dict()[name], t), name
     assert [e["test"] for e in meta["history"]] == [e["test"] for e in history.epochs]
+
+
+def test_resume_states_cost_at_most_their_share_of_the_training(monkeypatch, tmp_path):
+    """After the first state, the next is written only once the training since the last write took at least
+    that write's time divided by the share (on a GPU a 30-ms write after a 0.2-s epoch would cost 10%)."""
+    now = [0.0]
+    store = ResumeStore(tmp_path / "r", {"k": 1}, max_share=0.1)
+    monkeypatch.setattr(store, "clock", lambda: now[0])
+    monkeypatch.setattr(store, "_write", lambda *args: now.__setitem__(0, now[0] + 1.0))  # each write takes 1 s
+    model = torch.nn.Linear(2, 2)
+    for epoch, training in enumerate([0.0, 5.0, 5.0, 2.0, 9.0, 0.5], start=1):
+        now[0] += training  # this epoch's training time
+        store.save(epoch, model, {}, None, {}, [])
+    # writes after epoch 1 (always), then once >= 10 s of training had passed since the last: epochs 3 and 5
+    assert store.written == [1, 3, 5]
+
+
+def test_a_share_of_0_writes_a_state_after_every_epoch(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENVAE_RESUME_SHARE", "0")
+    store = ResumeStore(tmp_path / "r", {"k": 1})
+    for epoch in range(1, 4):
+        store.save(epoch, torch.nn.Linear(2, 2), {}, None, {}, [])
+    assert store.written == [1, 2, 3] and store.load().epoch == 3
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1", "a tenth"])
+def test_a_bad_resume_share_is_named(monkeypatch, value):
+    monkeypatch.setenv("GENVAE_RESUME_SHARE", value)
+    with pytest.raises(ValueError, match="GENVAE_RESUME_SHARE"):
+        genvae.settings.resume_share()

@@ -1,7 +1,8 @@
 """Resume states: an interrupted training goes on from its last finished epoch.
 
 At the end of every epoch but the last, the training loop (:func:`genvae.training.training_epochs`)
-writes everything the next epoch depends on into a *resume folder*:
+writes everything the next epoch depends on into a *resume folder* (after the first epoch, only once the
+training since the last write has taken 20 times that write's time: see :func:`genvae.settings.resume_share`):
 
 * the weights and buffers of the model (or of a stack of models);
 * every optimiser's state (Adam's moments and step counts, the learning rate of each group) and
@@ -149,11 +150,21 @@ class ResumeStore:
     the genvae code and torch version): a state whose identity differs is discarded with a warning.
     """
 
-    def __init__(self, folder: str | Path, identity: dict, *, label: str = "training"):
+    clock = staticmethod(time.perf_counter)
+
+    def __init__(self, folder: str | Path, identity: dict, *, label: str = "training", max_share: float | None = None):
+        from ..settings import resume_share
+
         self.folder = Path(folder)
         self.identity = json.loads(json.dumps(identity, sort_keys=True))  # as it will read back
         self.label = label
         self.writable = True  # False after a failed write: the training goes on without resume states
+        # The share of the training's time that writing states may take (settings.resume_share), and the
+        # last write's cost and end, which decide whether the next epoch's state is written.
+        self.max_share = resume_share() if max_share is None else max_share
+        self._last_cost: float | None = None
+        self._last_end = 0.0
+        self.written: list[int] = []  # the epochs whose state was written
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -162,12 +173,20 @@ class ResumeStore:
         """Write the state after ``epoch`` (atomically: see the module's docstring).
 
         A folder that cannot be written (a read-only cache, a full disk) costs the ability to resume,
-        not the training: a warning says so once, and later epochs write nothing.
+        not the training: a warning says so once, and later epochs write nothing. The first epoch's state is
+        always written; a later one only when the training since the last write took at least that write's
+        time divided by ``max_share`` (so writing costs at most that share of the training; 0: every epoch).
         """
         if not self.writable:
             return
+        start = self.clock()
+        if self.max_share and self._last_cost is not None and (start - self._last_end) * self.max_share < self._last_cost:
+            return  # too soon: an interruption now loses these few epochs, not a tenth of the training
         try:
             self._write(epoch, trainee, optimizers, scheduler, generators, history)
+            self.written.append(epoch)
+            self._last_end = self.clock()
+            self._last_cost = self._last_end - start
         except OSError as e:
             self.writable = False
             warnings.warn(f"cannot write the resume state {self.folder} ({e}); training goes on, but an interruption "
