@@ -67,6 +67,16 @@ def test_save_gif_writes_every_frame(tmp_path):
     assert not list(path.parent.glob("*.tmp"))
 
 
+def test_distinct_frames_counts_what_the_gif_will_show(tmp_path):
+    """Frames that differ by less than an 8-bit grey level are one picture: the GIF keeps one of them."""
+    ramp = torch.linspace(0, 1, 7).view(7, 1, 1, 1).expand(7, 1, 28, 28)
+    assert plots.distinct_frames(ramp) == 7
+    still = torch.full((5, 1, 28, 28), 0.5) + torch.arange(5).view(5, 1, 1, 1) * 1e-5  # a collapsed model's tour
+    assert plots.distinct_frames(still) == 1
+    with Image.open(plots.save_gif(still, tmp_path / "still.gif")) as im:
+        assert im.n_frames == 1  # what the browser test would find: no animation
+
+
 def test_source_is_a_fenced_python_block_dedented():
     from genvae.models.autoencoder import AutoEncoder
     from genvae.train import train_step

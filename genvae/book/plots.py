@@ -210,12 +210,23 @@ def frame_strip(
     return ax
 
 
+def _gif_pixels(frames: torch.Tensor) -> np.ndarray:
+    """Frames ``(F, 1, 28, 28)`` in [0, 1] as the GIF's 8-bit grey levels ``(F, 28, 28)``, dark digits on white."""
+    check_images(frames, size=None, values=True)  # clamping [0, 255] frames would silently give white frames
+    return (255 * (1 - frames.detach().cpu().clamp(0, 1).squeeze(1).numpy())).astype(np.uint8)
+
+
+def distinct_frames(frames: torch.Tensor) -> int:
+    """How many different pictures a GIF of ``frames`` shows: frames equal after rounding to 8 bits are one
+    picture (a GIF keeps one of consecutive equal frames, so 1 means the file does not animate)."""
+    return len({a.tobytes() for a in _gif_pixels(frames)})
+
+
 def save_gif(frames: torch.Tensor, path: str | Path, ms_per_frame: int = 80, scale: int = 4) -> Path:
     """Write frames ``(F, 1, 28, 28)`` in [0, 1] as a looping animated GIF, enlarged ``scale`` times."""
-    check_images(frames, size=None, values=True)  # clamping [0, 255] frames would silently give white frames
     path = Path(path)
+    arr = _gif_pixels(frames)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = (255 * (1 - frames.detach().cpu().clamp(0, 1).squeeze(1).numpy())).astype(np.uint8)  # dark digits on white
     imgs = [Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST) for a in arr]
     tmp = path.with_name(path.name + ".tmp")
     imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:], duration=ms_per_frame, loop=0)
