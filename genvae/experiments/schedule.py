@@ -131,8 +131,8 @@ def default_jobs(device: torch.device, units: int | None = None, cpus: int | Non
     (:data:`WORKER_MEMORY` each) and no more than there are ``units`` to train; on a GPU, 1.
 
     One process per core, each of one thread, because a small model's step does not keep two threads busy:
-    two processes of one thread train two models 1.3x faster than one process of two threads trains them one
-    after the other, and a third process on two cores gains nothing (measured on a 2-core CPU:
+    two processes of one thread train small models faster than one process of two threads trains them one
+    after the other (1.10x to 1.63x in two runs), and a third process on two cores loses time (measured on a 2-core CPU:
     ``benchmarks/RESULTS.md``, sections "Cold reproduce" and "Processes side by side"). A GPU trains one
     unit at a time (grids stacked instead). ``cpus`` and ``memory`` (bytes) default to this machine's.
     """
