@@ -124,16 +124,16 @@ def execute_all(sources: list[Path], out_dir: Path, jobs: int | None = None, tim
     """
     out_dir = Path(out_dir)
     rank = {p: i for i, p in enumerate(sources)}
-    todo, reused = _reusable(sources, out_dir, log) if reuse else (list(sources), [])
+    # What each chapter's outputs will depend on, taken before any runs: code or notebooks edited during the run
+    # must not pass for what ran. (A chapter that trains a model it found missing changes the weights: it runs
+    # once more next time, which costs time but never shows stale outputs.)
+    weights = _weights_listing()
+    prints = {p: fingerprint(p, weights) for p in sources}
+    todo, reused = _reusable(sources, out_dir, prints, log) if reuse else (list(sources), [])
     if not todo:
         return reused
     jobs, threads = plan_jobs(len(todo), jobs=jobs)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # kernels inherit it; torch reads it on import
-    # What each chapter's outputs will depend on, taken before it runs: code or notebooks edited during the run
-    # must not pass for what ran. (A chapter that trains a model it found missing changes the weights: it runs
-    # once more next time, which costs time but never shows stale outputs.)
-    weights = _weights_listing()
-    prints = {p: fingerprint(p, weights) for p in todo}
     order = run_order(todo, read_times())
     log(f"chapters: executing {len(order)} notebook(s), {jobs} at a time, "
         f"{os.environ['OMP_NUM_THREADS']} thread(s) each")
@@ -211,14 +211,14 @@ def _record_fingerprints(out_dir: Path, new: dict[Path, str], drop: list[Path]) 
     (Path(out_dir) / FINGERPRINTS).write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
-def _reusable(sources: list[Path], out_dir: Path, log) -> tuple[list[Path], list[ChapterRun]]:
-    """Split ``sources`` into those to run and the runs to reuse (same fingerprint, executed notebook there)."""
+def _reusable(sources: list[Path], out_dir: Path, prints: dict[Path, str], log) -> tuple[list[Path], list[ChapterRun]]:
+    """Split ``sources`` into those to run and the runs to reuse (their fingerprint in ``prints`` is that of their
+    last run into ``out_dir``, and its executed notebook is there)."""
     known = _read_fingerprints(out_dir)
-    weights = _weights_listing()
     todo, reused = [], []
     for p in sources:
         target = out_dir / Path(p).name
-        if target.is_file() and known.get(str(Path(p).resolve())) == fingerprint(p, weights):
+        if target.is_file() and known.get(str(Path(p).resolve())) == prints[p]:
             reused.append(ChapterRun(Path(p), target, 0.0, reused=True))
         else:
             todo.append(p)
