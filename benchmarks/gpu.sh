@@ -5,18 +5,20 @@
 #   bash benchmarks/gpu.sh OUT STAGE...
 #
 # Stages, in the order given:
-#   setup       MNIST and Fashion-MNIST from DATA_XZ (the IDX files compressed with xz, in torchvision's layout;
-#               default .gpudata) into /tmp/genvae-data; the Python packages that run the chapters (or the whole
+#   setup       MNIST and Fashion-MNIST (whichever are there) from DATA_XZ (the IDX files compressed with xz, in
+#               torchvision's layout; default .gpudata) into /tmp/genvae-data; the Python packages that run the chapters (or the whole
 #               book) from wheels in WHEELS (default .whl: a machine with torch but no Jupyter and no network),
 #               installed into /tmp/genvae-site in the background
+#   jobs        six one-epoch DCGANs trained by 1, 2, 3 and 6 processes sharing the GPU (benchmarks/run.py's jobs
+#               section), each into an empty cache of its own
 #   reproduce   every model of the MNIST book, trained cold into GENVAE_CACHE (benchmarks/run.py's reproduce
 #               section: seconds per unit and in all)
 #   cuda-tests  tests/test_cuda.py and the CUDA leg of the model suite
 #   chapters    the chapters executed on the GPU from that cache (genvae chapters): their time, and the executed
 #               notebooks in OUT (executed.tar.gz.*), for a Sphinx build elsewhere
 #   book        the same, then the Sphinx build (needs the book's Sphinx packages among the wheels)
-#   sections    the benchmark sections of a GPU other than reproduce (resume, headlines, peak, loop, stack,
-#               precision), on that cache
+#   sections    the benchmark sections of a GPU other than reproduce and jobs (resume, headlines, peak, loop, stack,
+#               precision; SECTIONS_ONLY chooses some), on that cache
 #
 # DEADLINE (seconds from the start), where set, shortens the last stages' limits so that the whole run ends
 # within it and its results are packed.
@@ -83,6 +85,7 @@ if [ "${1:-}" = _chapters ] || [ "${1:-}" = _book ]; then
     fi
     $PY -m genvae chapters --out _build/executed --build-output . --jobs "${BOOK_JOBS:-8}" ${BOOK_CHAPTERS:-} || exit 1
     t1=$(ms)
+    echo "chapters on the GPU: $(( (t1 - t0) / 1000 )) s"
     $PY -c "from jupyter_book.cli.main import main; main()" build . -W --keep-going || exit 1
     echo "book on the GPU: chapters $(( (t1 - t0) / 1000 )) s, Sphinx $(( ($(ms) - t1) / 1000 )) s"
     exit 0
@@ -95,13 +98,14 @@ LOG="$OUT/log.txt"
 for s in "$@"; do
     case $s in
         setup) stage setup 60 bash "$0" _setup ;;
+        jobs) stage jobs "${JOBS_LIMIT:-180}" $PY benchmarks/run.py --device cuda --only jobs ;;
         reproduce) stage reproduce "${REPRODUCE_LIMIT:-240}" $PY benchmarks/run.py --device cuda --cache "$GENVAE_CACHE" --only reproduce ;;
         cuda-tests) stage cuda-tests "${TESTS_LIMIT:-150}" $PY -m pytest -q -p no:cacheprovider -n 4 \
                         tests/test_cuda.py tests/test_models.py tests/test_model_family.py -k cuda ;;
         chapters) stage chapters "${BOOK_LIMIT:-300}" bash "$0" _chapters "$OUT" ;;
         book) stage book "${BOOK_LIMIT:-300}" bash "$0" _book ;;
         sections) stage sections "${SECTIONS_LIMIT:-240}" $PY benchmarks/run.py --device cuda --cache "$GENVAE_CACHE" \
-                      --only resume headlines peak loop stack precision ;;
+                      --only ${SECTIONS_ONLY:-resume headlines peak loop stack precision} ;;
         *) echo "unknown stage $s" | tee -a "$LOG" ;;
     esac
 done

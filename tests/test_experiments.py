@@ -223,7 +223,7 @@ def test_a_quick_run_leaves_out_the_scoreboards_extra_seeds():
 
 
 def test_default_jobs_one_process_per_core_within_memory_and_units():
-    from genvae.experiments import default_jobs, threads_per_job, WORKER_MEMORY
+    from genvae.experiments import default_jobs, GPU_JOBS, threads_per_job, WORKER_MEMORY
 
     cpu, gib = torch.device("cpu"), 2**30
     assert default_jobs(cpu, cpus=2, memory=24 * gib) == 2
@@ -234,6 +234,11 @@ def test_default_jobs_one_process_per_core_within_memory_and_units():
     assert default_jobs(cpu, units=3, cpus=8, memory=64 * gib) == 3  # no idle process
     assert default_jobs(cpu, units=0, cpus=8, memory=64 * gib) == 1
     assert default_jobs(torch.device("meta"), cpus=8, memory=64 * gib) == 1  # an accelerator trains one unit at a time
+    cuda = torch.device("cuda")  # a CUDA GPU is shared by GPU_JOBS processes, each launching from a core of its own
+    assert default_jobs(cuda, cpus=16, memory=128 * gib) == GPU_JOBS > 1
+    assert default_jobs(cuda, cpus=2, memory=128 * gib) == 2
+    assert default_jobs(cuda, units=1, cpus=16, memory=128 * gib) == 1
+    assert default_jobs(cuda, cpus=16, memory=WORKER_MEMORY) == 1
     assert [threads_per_job(j, cpus=8) for j in (1, 3, 8, 16)] == [8, 2, 1, 1]
 
 

@@ -11,11 +11,11 @@ from .registry import (
     MLP_EPOCHS, multistage, on_dataset, overcomplete_ae, PRECISION, recipe, REGISTRY, registry_keys, scoreboard_seeds, SEEDS,
     STYLE_DIM, SUFFIXES, vae, vaegan, vaegan_gamma_sweep,
 )
-from .schedule import default_jobs, plan, Progress, reproduce, threads_per_job, training_flops, UnitResult, WORKER_MEMORY
+from .schedule import default_jobs, GPU_JOBS, plan, Progress, reproduce, threads_per_job, training_flops, UnitResult, WORKER_MEMORY
 
 __all__ = [
     "bernoulli_vae", "BETAS", "book_experiments", "classifier", "conv_ae", "CONV_EPOCHS", "cvae", "ddpm",
-    "default_jobs", "DIFFUSION_EPOCHS", "diffusion_recipe", "flow_matching", "UNET_WIDTHS",
+    "default_jobs", "DIFFUSION_EPOCHS", "GPU_JOBS", "diffusion_recipe", "flow_matching", "UNET_WIDTHS",
     "Experiment", "FAILURE_EPOCHS", "FAILURE_SEEDS", "GAMMA_SWEEP_WEIGHTS", "GAMMAS", "gan", "GAN_EPOCHS",
     "gan_recipe", "get", "load_all", "mlp_ae", "MLP_EPOCHS", "multistage", "on_dataset", "overcomplete_ae", "plan",
     "PRECISION", "Progress", "recipe", "REGISTRY", "registry_keys", "reproduce", "scoreboard_seeds", "SEEDS", "STYLE_DIM", "SUFFIXES",

@@ -124,25 +124,36 @@ def _stop_workers(pool, others: set) -> None:
 WORKER_MEMORY = int(1.5 * 2**30)
 
 
+# Training processes sharing one GPU. The book's models are small: a step of a GAN is a few dozen kernels of
+# microseconds each, so one process leaves the GPU idle while Python launches the next kernel, and other
+# processes' kernels fill those gaps. Each process needs a core of its own to launch from. Measured on an H200
+# (benchmarks/RESULTS.md, GPU sections "Cold reproduce" and "Processes side by side"), the cold reproduce of
+# the 50 MNIST models took 114 s with 1 process, 82 s with 2, 70 s with 4, 53 s with 6 and 68 s with 8 (one run
+# each): past 6, the processes slow the GPU-bound units (stacked grids, U-Nets) more than they fill gaps.
+GPU_JOBS = 6
+
+
 def default_jobs(device: torch.device, units: int | None = None, cpus: int | None = None,
                  memory: int | None = None) -> int:
     """Training processes that :func:`reproduce` runs side by side on ``device``: on a CPU, one per core
     this process may use (:func:`~genvae.settings.available_cpus`), as many as the memory available holds
-    (:data:`WORKER_MEMORY` each) and no more than there are ``units`` to train; on a GPU, 1.
+    (:data:`WORKER_MEMORY` each) and no more than there are ``units`` to train; on a CUDA GPU, :data:`GPU_JOBS`
+    processes sharing it (no more than the CPUs, the memory and the units allow); on another accelerator, 1.
 
     One process per core, each of one thread, because a small model's step does not keep two threads busy:
     two processes of one thread train small models faster than one process of two threads trains them one
     after the other (1.10x to 1.63x in two runs), and a third process on two cores loses time (measured on a 2-core CPU:
-    ``benchmarks/RESULTS.md``, sections "Cold reproduce" and "Processes side by side"). A GPU trains one
-    unit at a time (grids stacked instead). ``cpus`` and ``memory`` (bytes) default to this machine's.
+    ``benchmarks/RESULTS.md``, sections "Cold reproduce" and "Processes side by side"). On a GPU, grids train
+    stacked within a process, and processes side by side fill the GPU's idle time between one process's
+    small kernels (the same sections, measured on an H200). ``cpus`` and ``memory`` (bytes) default to this machine's.
     """
     from ..settings import available_cpus, available_memory
 
-    if device.type != "cpu":
+    if device.type not in ("cpu", "cuda"):
         return 1
     cpus = available_cpus() if cpus is None else cpus
     memory = available_memory() if memory is None else memory
-    jobs = max(1, cpus)
+    jobs = max(1, cpus) if device.type == "cpu" else max(1, min(GPU_JOBS, cpus))
     if memory is not None:
         jobs = min(jobs, max(1, memory // WORKER_MEMORY))
     if units is not None:
