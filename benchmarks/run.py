@@ -701,7 +701,7 @@ def section_book(device: torch.device) -> dict:
     side by side, one process per CPU; the first time, the evaluations the chapters keep with their models are
     computed) and the incremental Sphinx build with ``-W``. Three times: first, then again with nothing changed
     (every chapter reused), then with every chapter rerun (``--rerun``, as after an edit of genvae)."""
-    rows = []
+    rows, first = [], {}
     out = Path(tempfile.mkdtemp(prefix="genvae-book-"))
     env = {"GENVAE_QUICK": "0"}
     try:
@@ -714,10 +714,36 @@ def section_book(device: torch.device) -> dict:
             rows.append({"what": f"make book: {what}", "seconds": ch + sx, "chapters (s)": ch, "Sphinx (s)": sx,
                          "peak memory (GiB)": max(rss_ch, rss_sx)})
             print(f"  {rows[-1]['what']}: {ch + sx:.1f} s (chapters {ch:.1f} s, Sphinx {sx:.1f} s)", flush=True)
+            if not first:
+                first = {"chapter seconds": chapter_times(), "evaluations": evaluation_costs()}
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(table(rows))
-    return {"rows": rows}
+    print(table(first["chapter seconds"]))
+    print(table(first["evaluations"]))
+    return {"rows": rows, "first build": first}
+
+
+def chapter_times() -> list[dict]:
+    """Each chapter's seconds in its last run on this cache (``genvae chapters`` records them), longest first."""
+    from genvae.book.chapters import read_times
+
+    return [{"chapter": k.rsplit("/", 1)[-1], "seconds": v} for k, v in
+            sorted(read_times().items(), key=lambda kv: -kv[1])]
+
+
+def evaluation_costs() -> list[dict]:
+    """The evaluations computed into this cache (``cached_eval``'s log), added up per evaluation function,
+    costliest first: how many times it ran, its seconds in all, and the model that cost it most."""
+    from genvae.storage.evals import eval_seconds
+
+    per: dict[str, list[dict]] = {}
+    for r in eval_seconds(genvae.settings.cache_root()):
+        per.setdefault(r["fn"].rsplit(".", 1)[-1], []).append(r)
+    rows = [{"evaluation": fn, "runs": len(rs), "seconds": sum(r["seconds"] for r in rs),
+             "costliest model": max(rs, key=lambda r: r["seconds"])["model"],
+             "its seconds": max(r["seconds"] for r in rs)} for fn, rs in per.items()]
+    return sorted(rows, key=lambda r: -r["seconds"])
 
 
 def section_chapters_cold(device: torch.device) -> dict:
@@ -963,6 +989,13 @@ def render() -> None:
                              "autoencoders.\n")
             if s == "chapters":
                 parts.append(f"Sum over chapters: {r['total_seconds']:.0f} s.\n")
+            if s == "book" and r.get("first build"):
+                fb = r["first build"]
+                parts.append("The first build, chapter by chapter (the chapters run side by side, so these add up to "
+                             "more than its time):\n\n" + table(fb["chapter seconds"]))
+                parts.append("The evaluations it computed and kept with their models (`cached_eval`, whose log the "
+                             "cache keeps), added up per evaluation; the later builds read them back:\n\n"
+                             + table(fb["evaluations"]))
         if device_suffix == "":
             parts.append(_recipes_md())
             parts.append(_gan_recipes_md())

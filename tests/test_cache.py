@@ -321,6 +321,12 @@ def test_cached_eval_computes_once_and_recomputes_when_the_inputs_change(monkeyp
     cache.cached_eval(t, mean_code, x, scale=2.0)
     cache.cached_eval(t, mean_code, x / 2)
     assert len(calls) == 3
+    # Each computation, and only a computation, leaves its cost in the cache's log.
+    from genvae.storage.evals import eval_seconds
+
+    logged = eval_seconds(t.path.parent)
+    assert [(r["model"], r["fn"].rsplit(".", 1)[-1]) for r in logged] == [("tiny", "mean_code")] * 3
+    assert all(r["seconds"] >= 0 for r in logged)
     # Retraining replaces the weights and forgets their evaluations.
     load_or_train(MC, TC, name="tiny", progress=False, retrain=True)
     assert not (t.path / "evals.json").exists()

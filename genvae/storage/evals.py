@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from . import checkpoint
 from .cache import CacheWarning, TrainedModel
 
 EVALS = checkpoint.EVALS
+SECONDS_LOG = "eval-seconds.jsonl"  # at the cache root: one line per evaluation computed (not per one read back)
 
 
 def _fingerprint(value) -> str:
@@ -68,7 +71,9 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
     store = _read_evals(path) if trained.saved else {}
     if key in store:
         return store[key]
+    t0 = time.perf_counter()
     value = fn(trained.model, *args, **kwargs)
+    seconds = time.perf_counter() - t0
     problem = _not_keepable(value)
     if problem:
         warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
@@ -81,7 +86,40 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
         except OSError as e:
             warnings.warn(f"cannot write {path} ({checkpoint.os_error_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
                           "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
+        else:
+            _log_seconds(trained.path.parent / SECONDS_LOG, trained.name, call["fn"], seconds)
     return value
+
+
+def _log_seconds(path: Path, model: str, fn: str, seconds: float) -> None:
+    """Append what one evaluation cost to the cache's log (``benchmarks/run.py`` adds them up per evaluation, to
+    show where a first build's time goes). One short line per ``write`` of a file opened to append, so chapters
+    running side by side do not interleave their lines. Best effort: a log that cannot be written is skipped."""
+    line = json.dumps({"model": model, "fn": fn, "seconds": round(seconds, 3)}) + "\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def eval_seconds(root: Path) -> list[dict]:
+    """The evaluations computed into the cache at ``root`` (:data:`SECONDS_LOG`): ``{"model", "fn", "seconds"}``
+    each, oldest first; empty when there is no log. A line that does not parse (a write cut short) is skipped."""
+    try:
+        lines = (Path(root) / SECONDS_LOG).read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def _same_call(key: str, call: dict) -> bool:
