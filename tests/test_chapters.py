@@ -48,6 +48,17 @@ def test_plan_jobs_one_kernel_per_cpu_never_more_than_chapters():
     assert chapters.plan_jobs(0, cpus=2) == (1, 2)
 
 
+def test_chapters_never_timed_here_start_by_their_first_build_time_elsewhere(tmp_path, monkeypatch):
+    """A first build on an empty cache has no times of its own: the reference machine's first-build times order
+    the chapters (a small notebook can be the slowest); a time measured here wins over them."""
+    root = _book(tmp_path, {"01_a": ["1" * 300], "02_b": ["2"], "03_c": ["3" * 100], "04_new": ["4"]})
+    a, b, c, new = chapters.chapter_paths(root)
+    monkeypatch.setattr(chapters, "FIRST_BUILD_SECONDS", {"01_a": 20.0, "02_b": 300.0, "03_c": 50.0})
+    assert chapters.run_order([a, b, c, new], {}) == [new, b, c, a]  # no estimate at all: first
+    chapters.record_times([chapters.ChapterRun(a, a, 400.0)])
+    assert chapters.run_order([a, b, c, new], chapters.read_times()) == [new, a, b, c]
+
+
 def test_chapters_start_longest_first_by_their_last_time_here(tmp_path, monkeypatch):
     root = _book(tmp_path, {"01_a": ["1"], "02_b": ["2" * 300], "03_c": ["3"], "04_d": ["4" * 100]})
     a, b, c, d = chapters.chapter_paths(root)

@@ -269,13 +269,42 @@ def record_times(runs: list[ChapterRun]) -> None:
         pass
 
 
+# What each chapter cost in a first full-mode build after a cold reproduce, on the 2-core CPU with two kernels
+# side by side (benchmarks/RESULTS.md, "Full-mode book builds after reproduce", 2026-12-04). Only the order in
+# which chapters never timed on this machine start depends on it: a first build that starts chapter 14 (the
+# second smallest notebook, but the longest to run, computing every contender's evaluations) last ends that much
+# later. Nothing a chapter computes depends on it.
+FIRST_BUILD_SECONDS: dict[str, float] = {
+    "14_scoreboard": 373,
+    "13_flow_matching": 227,
+    "12_diffusion": 87,
+    "11_conditional_vae": 80,
+    "06_variational_autoencoders": 68,
+    "04_convolutional_autoencoders": 39,
+    "06b_likelihood_and_explorer": 32,
+    "10_vae_gan": 24,
+    "09_gans": 22,
+    "03_latent_space": 20,
+    "07_multistage_vae": 20,
+    "02_autoencoders": 17,
+    "08_transitions": 14,
+    "05_kl_divergence": 10,
+    "01_generative_models": 7,
+}
+
+
 def run_order(sources: list[Path], times: dict[str, float]) -> list[Path]:
-    """The order to start chapters in, longest first (so the kernels side by side end together): chapters never
-    timed here first, largest file first, then the others by their last time in this mode and data set."""
+    """The order to start chapters in, longest first (so the kernels side by side end together). A chapter's
+    length is its last time in this mode and data set here, else its first-build time on the reference machine
+    (:data:`FIRST_BUILD_SECONDS`); chapters with neither start first, the largest file first."""
     sources = [Path(p) for p in sources]
-    untimed = sorted((p for p in sources if _times_key(p) not in times), key=lambda p: -p.stat().st_size)
-    timed = sorted((p for p in sources if _times_key(p) in times), key=lambda p: -times[_times_key(p)])
-    return untimed + timed
+
+    def known(p: Path) -> float | None:
+        return times.get(_times_key(p), FIRST_BUILD_SECONDS.get(p.stem))
+
+    unknown = sorted((p for p in sources if known(p) is None), key=lambda p: -p.stat().st_size)
+    rest = sorted((p for p in sources if known(p) is not None), key=lambda p: -known(p))
+    return unknown + rest
 
 
 def build_cache_path(path_output: Path) -> Path:
