@@ -362,19 +362,23 @@ def section_stack(device: torch.device, members: int, epochs: int) -> dict:
     grid_exp = experiments.vae(2)
     mc, tc = grid_exp.model, replace(grid_exp.train, epochs=epochs)
     cfgs = [replace(tc, beta=b) for b in torch.linspace(0.5, 4, members).tolist()]
-    modes = [("eager", "0")] + ([("CUDA graph", "1")] if device.type == "cuda" else [])
+    # On a CPU also with one thread: what each of reproduce's processes has (one per core).
+    modes = [("eager", "0", None)] + ([("CUDA graph", "1", None)] if device.type == "cuda" else [("eager, 1 thread", "0", 1)])
     rows = []
-    for mode, flag in modes:
+    threads_before = torch.get_num_threads()
+    for mode, flag, threads in modes:
         os.environ["GENVAE_CUDA_GRAPH"] = flag
+        torch.set_num_threads(threads or threads_before)
         one_by_one, _ = _timed(lambda: [fit(build_model(mc), data, c, device=device, progress=False) for c in cfgs],
                                device)
         stacked, _ = _timed(lambda: fit_stack(mc, cfgs, data, device=device, progress=False), device)
         for how, t in (("one by one", one_by_one), (f"one stack of {members}", stacked)):
             rows.append({"training": how, "step": mode, "models": members, "epochs": epochs,
                          "seconds": t, "s per model-epoch": t / members / epochs})
+    torch.set_num_threads(threads_before)
     os.environ.pop("GENVAE_CUDA_GRAPH", None)
-    base = rows[0]["seconds"]
-    for r in rows:
+    for i, r in enumerate(rows):  # each against one by one with the same step and threads
+        base = rows[i - i % 2]["seconds"] if device.type == "cpu" else rows[0]["seconds"]
         r["speed-up vs eager one by one"] = base / r["seconds"]
     print(table(rows))
     return {"rows": rows, "model": mc.to_dict(), "train": tc.to_dict()}

@@ -332,6 +332,23 @@ def test_cached_eval_computes_once_and_recomputes_when_the_inputs_change(monkeyp
     assert not (t.path / "evals.json").exists()
 
 
+def test_cached_eval_keeps_what_another_process_kept_while_it_computed():
+    """Two chapters evaluate one model side by side: each keeps its result, neither writes the other's away."""
+    t = _train()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def other(model, x):
+        return 2.0
+
+    def slow(model, x):  # while this computes, another process keeps its own evaluation of the same model
+        cache.cached_eval(t, other, x)
+        return 1.0
+
+    assert cache.cached_eval(t, slow, x) == 1.0
+    kept = json.loads((t.path / "evals.json").read_text())
+    assert sorted(json.loads(k)["fn"].rsplit(".", 1)[-1] for k in kept) == ["other", "slow"]
+
+
 def test_cached_eval_keys_a_module_argument_on_its_weights(monkeypatch):
     """A judge network passed to an evaluation: the same weights find the kept result, other weights do not."""
     t = _train()

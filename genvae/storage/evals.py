@@ -10,7 +10,9 @@ import json
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -79,16 +81,37 @@ def cached_eval(trained: TrainedModel, fn, *args, **kwargs):
         warnings.warn(f"{fn.__qualname__} of {trained.name} {problem}; returned but not cached", CacheWarning,
                       stacklevel=2)
     elif trained.saved:
-        store = {k: v for k, v in store.items() if not _same_call(k, call)}  # older versions of this call
-        store[key] = value
         try:
-            checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
+            # Chapters side by side evaluate the same model: read the file again under a lock, so that what another
+            # process kept while this one computed is not written over with the older contents read above.
+            with _entry_locked(trained.path):
+                store = {k: v for k, v in _read_evals(path).items() if not _same_call(k, call)}  # older versions
+                store[key] = value
+                checkpoint.atomic_write_text(path, json.dumps(store, indent=1, sort_keys=True, allow_nan=False))
         except OSError as e:
             warnings.warn(f"cannot write {path} ({checkpoint.os_error_reason(e)}): {fn.__qualname__} of {trained.name} is returned "
                           "but not cached, so it will be computed again next time", CacheWarning, stacklevel=2)
         else:
             _log_seconds(trained.path.parent / SECONDS_LOG, trained.name, call["fn"], seconds)
     return value
+
+
+@contextmanager
+def _entry_locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a cache entry's folder for the block (``flock`` on the folder itself, so the entry
+    holds no lock file); other processes' :func:`cached_eval` on the same model wait for it. Where ``fcntl``
+    does not exist (Windows), no lock: the file is still read again just before it is written."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _log_seconds(path: Path, model: str, fn: str, seconds: float) -> None:
